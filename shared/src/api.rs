@@ -1,0 +1,252 @@
+//! The HTTP boundary every handler shares: the request as handlers see it, the
+//! response they give, and the API error type, mapped to a response once.
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::secrets::SecretError;
+use crate::store::StoreError;
+
+/// Bodies larger than this are refused with 413 before any handler runs.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request, independent of where it came from (API Gateway or the local server).
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub method: Method,
+    /// The path as requested, without the query.
+    pub path: String,
+    /// The raw query string exactly as sent (needed for Twilio signatures).
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// Path parameters from the route pattern (`{callId}` …).
+    pub params: Vec<(String, String)>,
+    /// The platform's request id, for logs.
+    pub request_id: String,
+}
+
+impl Request {
+    pub fn new(method: Method, path_and_query: &str) -> Self {
+        let (path, query) = match path_and_query.split_once('?') {
+            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+            None => (path_and_query.to_owned(), None),
+        };
+        Self {
+            method,
+            path,
+            query,
+            headers: HeaderMap::new(),
+            body: Bytes::new(),
+            params: Vec::new(),
+            request_id: String::new(),
+        }
+    }
+
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON of type `T`, or a 400/415 that says what is wrong.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
+        let content_type = self.header(header::CONTENT_TYPE).unwrap_or("");
+        if !content_type.is_empty() && !content_type.starts_with("application/json") {
+            return Err(ApiError::UnsupportedMediaType("application/json"));
+        }
+        serde_json::from_slice(&self.body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// A response body: bytes, or (on the local server) a file streamed from disk.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Full(Bytes),
+}
+
+pub type Response = http::Response<Body>;
+
+pub fn json_response(status: StatusCode, value: &impl Serialize) -> Response {
+    // Serialising our own response types cannot fail; fall back to a bare 500.
+    let body = serde_json::to_vec(value)
+        .unwrap_or_else(|_| br#"{"error":{"code":"internal","message":"internal error"}}"#.to_vec());
+    with_type(status, "application/json", body.into())
+}
+
+pub fn xml_response(xml: String) -> Response {
+    with_type(StatusCode::OK, "text/xml; charset=utf-8", xml.into())
+}
+
+pub fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
+    let mut response = http::Response::new(Body::Full(body));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Every way an API route (agent or admin) can fail, mapped to one JSON shape:
+/// `{"error": {"code", "message"}}`.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed; this path accepts {0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request conflicts with the workspace's state (`code` says how).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error("the request body is larger than {MAX_BODY_BYTES} bytes")]
+    PayloadTooLarge,
+    #[error("the request body must be {0}")]
+    UnsupportedMediaType(&'static str),
+    /// Twilio (or another service we call) failed at `step`.
+    #[error("{step}: {message}")]
+    Upstream { step: &'static str, message: String },
+    #[error("temporarily unavailable, retry shortly")]
+    Unavailable(String),
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized(AuthError::KeysUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Conflict { .. } => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Unauthorized(AuthError::KeysUnavailable(_)) => "unavailable",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::BadRequest(_) => "bad_request",
+            Self::Conflict { code, .. } => code,
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UnsupportedMediaType(_) => "unsupported_media_type",
+            Self::Upstream { .. } => "upstream_error",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    pub fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            // Details go to the log only; the client gets the generic message.
+            tracing::error!(code = self.code(), error = ?self, "request failed");
+        }
+        let mut response = json_response(
+            status,
+            &serde_json::json!({"error": {"code": self.code(), "message": self.to_string()}}),
+        );
+        if let Self::MethodNotAllowed(allow) = &self
+            && let Ok(value) = HeaderValue::from_str(allow)
+        {
+            response.headers_mut().insert(header::ALLOW, value);
+        }
+        if let Self::Unauthorized(_) = &self {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict(message) => Self::Conflict {
+                code: "conflict",
+                message,
+            },
+            StoreError::Unavailable(detail) => Self::Unavailable(detail),
+            StoreError::Corrupt(detail) => Self::Internal(detail),
+        }
+    }
+}
+
+impl From<SecretError> for ApiError {
+    fn from(error: SecretError) -> Self {
+        match error {
+            SecretError::Unavailable(detail) => Self::Unavailable(detail),
+            SecretError::Unopenable => Self::Internal("a stored secret could not be opened".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_json(response: &Response) -> serde_json::Value {
+        let Body::Full(bytes) = response.body();
+        serde_json::from_slice(bytes).unwrap()
+    }
+
+    #[test]
+    fn errors_map_to_status_and_json_once() {
+        let response = ApiError::Unauthorized(AuthError::Missing).into_response();
+        assert_eq!(response.status(), 401);
+        assert_eq!(body_json(&response)["error"]["code"], "unauthorized");
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+
+        let response = ApiError::MethodNotAllowed("GET, POST".into()).into_response();
+        assert_eq!(response.status(), 405);
+        assert_eq!(response.headers()[header::ALLOW], "GET, POST");
+    }
+
+    #[test]
+    fn server_errors_do_not_leak_details() {
+        let response = ApiError::from(StoreError::Unavailable("dynamodb at 10.0.0.1 said no".into())).into_response();
+        assert_eq!(response.status(), 503);
+        let body = body_json(&response);
+        assert!(!body.to_string().contains("10.0.0.1"));
+    }
+
+    #[test]
+    fn json_bodies_are_checked() {
+        let mut request = Request::new(Method::POST, "/x?a=1");
+        assert_eq!(request.query.as_deref(), Some("a=1"));
+        request.body = Bytes::from_static(b"{not json");
+        assert!(matches!(
+            request.json::<serde_json::Value>(),
+            Err(ApiError::BadRequest(_))
+        ));
+        request
+            .headers
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        assert!(matches!(
+            request.json::<serde_json::Value>(),
+            Err(ApiError::UnsupportedMediaType(_))
+        ));
+    }
+}

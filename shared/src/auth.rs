@@ -1,0 +1,247 @@
+//! Agent sign-in: a JWT from the company's own identity provider.
+//!
+//! HS256 with a shared secret (Supabase style), or RS256/ES256 with the keys the
+//! provider publishes as a JWKS (Firebase, Cognito, Auth0). Keys are cached and
+//! fetched again when a token names a key id we do not hold (key rotation).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use tokio::sync::RwLock;
+use url::Url;
+
+use crate::config::{AuthConfig, KeySource};
+use crate::ids::{AgentId, WorkspaceId};
+
+/// A signed-in agent: who, in which workspace, with which role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub workspace: WorkspaceId,
+    pub id: AgentId,
+    pub role: Role,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("the bearer token is not valid: {0}")]
+    Invalid(String),
+    #[error("the token names no workspace (claim `{0}`)")]
+    NoWorkspace(String),
+    #[error("the identity provider's keys could not be fetched: {0}")]
+    KeysUnavailable(String),
+}
+
+/// Refetching the JWKS more often than this on unknown key ids would let
+/// anyone make us hammer the identity provider.
+const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// Keys are refreshed at least this often even when every `kid` is known.
+const MAX_KEY_AGE: Duration = Duration::from_secs(6 * 60 * 60);
+const ASYMMETRIC: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+
+pub struct Authenticator {
+    config: AuthConfig,
+    jwks: Option<JwksCache>,
+}
+
+struct JwksCache {
+    url: Url,
+    min_refresh_interval: Duration,
+    http: reqwest::Client,
+    state: RwLock<JwksState>,
+}
+
+#[derive(Default)]
+struct JwksState {
+    keys: HashMap<String, (DecodingKey, Algorithm)>,
+    fetched_at: Option<Instant>,
+}
+
+impl Authenticator {
+    pub fn new(config: AuthConfig, http: reqwest::Client) -> Self {
+        let jwks = match &config.keys {
+            KeySource::Jwks(url) => Some(JwksCache {
+                url: url.clone(),
+                min_refresh_interval: MIN_REFRESH_INTERVAL,
+                http,
+                state: RwLock::new(JwksState::default()),
+            }),
+            KeySource::Hs256(_) => None,
+        };
+        Self { config, jwks }
+    }
+
+    /// Changes how soon an unknown key id may trigger another JWKS fetch.
+    pub fn with_min_refresh_interval(mut self, interval: Duration) -> Self {
+        if let Some(jwks) = &mut self.jwks {
+            jwks.min_refresh_interval = interval;
+        }
+        self
+    }
+
+    /// Checks the `Authorization` header and returns the agent it signs in.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Agent, AuthError> {
+        let token = authorization
+            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+
+        let (key, algorithm) = match (&self.config.keys, &self.jwks) {
+            (KeySource::Hs256(secret), _) => {
+                if header.alg != Algorithm::HS256 {
+                    return Err(AuthError::Invalid(format!(
+                        "algorithm {:?} is not accepted",
+                        header.alg
+                    )));
+                }
+                (
+                    DecodingKey::from_secret(secret.expose_secret().as_bytes()),
+                    Algorithm::HS256,
+                )
+            }
+            (KeySource::Jwks(_), Some(jwks)) => {
+                if !ASYMMETRIC.contains(&header.alg) {
+                    return Err(AuthError::Invalid(format!(
+                        "algorithm {:?} is not accepted",
+                        header.alg
+                    )));
+                }
+                let kid = header
+                    .kid
+                    .as_deref()
+                    .ok_or_else(|| AuthError::Invalid("the token names no key id (`kid`)".into()))?;
+                jwks.key(kid).await?
+            }
+            (KeySource::Jwks(_), None) => unreachable!("a JWKS key source always has a cache"),
+        };
+        if header.alg != algorithm {
+            return Err(AuthError::Invalid(
+                "the token's algorithm does not match its key".into(),
+            ));
+        }
+
+        let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(algorithm))
+            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .claims;
+        self.agent_from(&claims)
+    }
+
+    fn validation(&self, algorithm: Algorithm) -> Validation {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = 30;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        match &self.config.audience {
+            Some(audience) => validation.set_audience(&[audience]),
+            None => validation.validate_aud = false,
+        }
+        if let Some(issuer) = &self.config.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        validation
+    }
+
+    fn agent_from(&self, claims: &Map<String, Value>) -> Result<Agent, AuthError> {
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+        let id = AgentId::parse(sub).map_err(|e| AuthError::Invalid(e.to_string()))?;
+
+        let workspace_claim = &self.config.workspace_claim;
+        let workspace = claim(claims, workspace_claim)
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthError::NoWorkspace(workspace_claim.clone()))?;
+        let workspace = WorkspaceId::parse(workspace).map_err(|e| AuthError::Invalid(e.to_string()))?;
+
+        // A role is a string, or a list of them (Cognito groups, Auth0 roles).
+        let is_admin = match claim(claims, &self.config.role_claim) {
+            Some(Value::String(role)) => role == "admin",
+            Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some("admin")),
+            _ => false,
+        };
+        let role = if is_admin { Role::Admin } else { Role::Agent };
+        Ok(Agent { workspace, id, role })
+    }
+}
+
+/// A claim by exact name (Auth0 namespaces claims with URLs, dots included),
+/// else by a dotted path into nested objects (`app_metadata.workspace_id`).
+fn claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
+    claims.get(name).or_else(|| {
+        let mut parts = name.split('.');
+        let first = claims.get(parts.next()?)?;
+        parts.try_fold(first, |value, part| value.get(part))
+    })
+}
+
+impl JwksCache {
+    async fn key(&self, kid: &str) -> Result<(DecodingKey, Algorithm), AuthError> {
+        {
+            let state = self.state.read().await;
+            let fresh = state.fetched_at.is_some_and(|t| t.elapsed() < MAX_KEY_AGE);
+            if let (true, Some(key)) = (fresh, state.keys.get(kid)) {
+                return Ok(key.clone());
+            }
+        }
+        let mut state = self.state.write().await;
+        // Another request may have refreshed while we waited for the lock.
+        let recently = state
+            .fetched_at
+            .is_some_and(|t| t.elapsed() < self.min_refresh_interval);
+        if !recently {
+            match self.fetch().await {
+                Ok(keys) => {
+                    state.keys = keys;
+                    state.fetched_at = Some(Instant::now());
+                }
+                // Keep serving the keys we have if the provider is briefly down.
+                Err(e) if state.keys.is_empty() => return Err(e),
+                Err(e) => tracing::warn!(error = %e, "JWKS refresh failed; using cached keys"),
+            }
+        }
+        state
+            .keys
+            .get(kid)
+            .cloned()
+            .ok_or_else(|| AuthError::Invalid(format!("unknown key id {kid:?}")))
+    }
+
+    async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string());
+        let set: JwkSet = self
+            .http
+            .get(self.url.clone())
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .and_then(reqwest::Response::error_for_status)
+            .map_err(unavailable)?
+            .json()
+            .await
+            .map_err(unavailable)?;
+        let mut keys = HashMap::new();
+        for jwk in &set.keys {
+            let (Some(kid), Ok(key)) = (jwk.common.key_id.clone(), DecodingKey::from_jwk(jwk)) else {
+                continue;
+            };
+            let algorithm = match &jwk.algorithm {
+                jsonwebtoken::jwk::AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+                _ => continue,
+            };
+            keys.insert(kid, (key, algorithm));
+        }
+        tracing::info!(keys = keys.len(), "fetched the identity provider's signing keys");
+        Ok(keys)
+    }
+}

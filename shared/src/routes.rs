@@ -1,0 +1,283 @@
+//! The route table, written once. The local server serves all of it; each
+//! Lambda function serves the rows that name it; the SAM template is checked
+//! against it. Access rules live in the handler's kind, so a route cannot be
+//! wired to the wrong gate.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Instant;
+
+use http::{HeaderValue, Method, StatusCode, header};
+use tracing::Instrument;
+
+use crate::api::{self, ApiError, MAX_BODY_BYTES, Request, Response};
+use crate::app::App;
+use crate::auth::{Agent, Role};
+use crate::twilio::twiml;
+use crate::webhook::{self, Webhook, WebhookError};
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub type AgentHandler = for<'a> fn(&'a App, Agent, Request) -> BoxFuture<'a, Result<Response, ApiError>>;
+pub type WebhookHandler = for<'a> fn(&'a App, Webhook, Request) -> BoxFuture<'a, Result<Response, WebhookError>>;
+
+/// Who may call a route, and how its failures are answered.
+#[derive(Clone, Copy)]
+pub enum Handler {
+    /// Any signed-in agent; errors are JSON.
+    Agent(AgentHandler),
+    /// Agents with the `admin` role; errors are JSON.
+    Admin(AgentHandler),
+    /// A Twilio voice webhook: signature checked; errors are TwiML that says
+    /// something short and hangs up (a 500 would play "an application error").
+    TwilioVoice(WebhookHandler),
+    /// A Twilio status or event callback: signature checked; errors are JSON.
+    TwilioCallback(WebhookHandler),
+}
+
+impl Handler {
+    pub fn is_twilio(&self) -> bool {
+        matches!(self, Self::TwilioVoice(_) | Self::TwilioCallback(_))
+    }
+}
+
+pub struct Route {
+    pub method: Method,
+    /// A `matchit` pattern: `/calls/{callId}`.
+    pub path: &'static str,
+    /// The Lambda function (folder under `functions/`) that serves it.
+    pub function: &'static str,
+    pub summary: &'static str,
+    pub handler: Handler,
+}
+
+pub static ROUTES: &[Route] = &[Route {
+    method: Method::POST,
+    path: "/token",
+    function: "token",
+    summary: "a Twilio Voice access token for the signed-in agent",
+    handler: Handler::Agent(|app, agent, request| Box::pin(crate::token::issue(app, agent, request))),
+}];
+
+/// The functions of the bundle, in table order, each once.
+pub fn functions() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for route in ROUTES {
+        if !names.contains(&route.function) {
+            names.push(route.function);
+        }
+    }
+    names
+}
+
+/// Matches requests against a set of routes and runs the matching handler.
+pub struct Router {
+    paths: matchit::Router<Vec<&'static Route>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("no route is served by function {0:?}")]
+pub struct UnknownFunction(pub String);
+
+impl Router {
+    /// Every route: the local server.
+    pub fn all() -> Self {
+        Self::new(ROUTES.iter().collect())
+    }
+
+    /// The routes one Lambda function serves.
+    pub fn for_function(function: &str) -> Result<Self, UnknownFunction> {
+        let routes: Vec<&'static Route> = ROUTES.iter().filter(|r| r.function == function).collect();
+        if routes.is_empty() {
+            return Err(UnknownFunction(function.to_owned()));
+        }
+        Ok(Self::new(routes))
+    }
+
+    fn new(routes: Vec<&'static Route>) -> Self {
+        let mut grouped: Vec<(&'static str, Vec<&'static Route>)> = Vec::new();
+        for route in routes {
+            match grouped.iter_mut().find(|(path, _)| *path == route.path) {
+                Some((_, list)) => list.push(route),
+                None => grouped.push((route.path, vec![route])),
+            }
+        }
+        let mut paths = matchit::Router::new();
+        for (path, list) in grouped {
+            paths
+                .insert(path, list)
+                .unwrap_or_else(|e| panic!("route table: {path}: {e}"));
+        }
+        Self { paths }
+    }
+
+    /// Answers one request. Never panics on input; every failure is a response.
+    pub async fn dispatch(&self, app: &App, request: Request) -> Response {
+        let span = tracing::info_span!(
+            "request",
+            request_id = %request.request_id,
+            method = %request.method,
+            path = %request.path,
+            workspace = tracing::field::Empty,
+            call_sid = tracing::field::Empty,
+        );
+        async move {
+            let started = Instant::now();
+            let response = self.route(app, request).await;
+            tracing::info!(
+                status = response.status().as_u16(),
+                micros = started.elapsed().as_micros() as u64,
+                "handled"
+            );
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn route(&self, app: &App, mut request: Request) -> Response {
+        let Ok(matched) = self.paths.at(&request.path) else {
+            return ApiError::NotFound(format!("no route for {}", request.path)).into_response();
+        };
+        let routes = matched.value;
+        let Some(route) = routes.iter().find(|r| r.method == request.method) else {
+            let allow: Vec<&str> = routes.iter().map(|r| r.method.as_str()).collect();
+            return ApiError::MethodNotAllowed(allow.join(", ")).into_response();
+        };
+        request.params = matched
+            .params
+            .iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+
+        if request.body.len() > MAX_BODY_BYTES {
+            return ApiError::PayloadTooLarge.into_response();
+        }
+
+        match route.handler {
+            Handler::Agent(handler) => run_agent(app, request, false, handler).await,
+            Handler::Admin(handler) => run_agent(app, request, true, handler).await,
+            Handler::TwilioVoice(handler) => match run_webhook(app, request, handler).await {
+                Ok(response) => response,
+                Err(error) => voice_error(error),
+            },
+            Handler::TwilioCallback(handler) => match run_webhook(app, request, handler).await {
+                Ok(response) => response,
+                Err(error) => callback_error(error),
+            },
+        }
+    }
+}
+
+async fn run_agent(app: &App, request: Request, admin_only: bool, handler: AgentHandler) -> Response {
+    let agent = match app.auth.authenticate(request.header(header::AUTHORIZATION)).await {
+        Ok(agent) => agent,
+        Err(error) => return ApiError::from(error).into_response(),
+    };
+    tracing::Span::current().record("workspace", agent.workspace.as_str());
+    if admin_only && agent.role != Role::Admin {
+        return ApiError::Forbidden("this route needs the admin role".into()).into_response();
+    }
+    handler(app, agent, request)
+        .await
+        .unwrap_or_else(ApiError::into_response)
+}
+
+async fn run_webhook(app: &App, request: Request, handler: WebhookHandler) -> Result<Response, WebhookError> {
+    let webhook = webhook::verify(app, &request).await?;
+    let span = tracing::Span::current();
+    span.record("workspace", webhook.workspace.id.as_str());
+    if let Some(call_sid) = webhook.params.get("CallSid") {
+        span.record("call_sid", call_sid);
+    }
+    handler(app, webhook, request).await
+}
+
+fn voice_error(error: WebhookError) -> Response {
+    let (status, say) = match &error {
+        WebhookError::Forbidden => (StatusCode::FORBIDDEN, "This request could not be verified. Goodbye."),
+        WebhookError::NotFound(_) => (StatusCode::OK, "Sorry, this call could not be found. Goodbye."),
+        WebhookError::BadRequest(_) => (StatusCode::OK, "Sorry, this call could not be completed. Goodbye."),
+        WebhookError::Unavailable(_) | WebhookError::Internal(_) => (
+            StatusCode::OK,
+            "Sorry, we are having trouble connecting your call. Please try again later.",
+        ),
+    };
+    log_webhook_error(&error);
+    let mut response = api::xml_response(twiml::Response::say_and_hang_up(say).to_xml());
+    *response.status_mut() = status;
+    response
+}
+
+fn callback_error(error: WebhookError) -> Response {
+    log_webhook_error(&error);
+    let api_error = match error {
+        WebhookError::Forbidden => ApiError::Forbidden(error.to_string()),
+        WebhookError::NotFound(what) => ApiError::NotFound(what),
+        WebhookError::BadRequest(what) => ApiError::BadRequest(what),
+        WebhookError::Unavailable(what) => ApiError::Unavailable(what),
+        WebhookError::Internal(what) => ApiError::Internal(what),
+    };
+    api_error.into_response()
+}
+
+fn log_webhook_error(error: &WebhookError) {
+    match error {
+        WebhookError::Unavailable(detail) | WebhookError::Internal(detail) => {
+            tracing::error!(error = %detail, "webhook failed");
+        }
+        other => tracing::info!(error = %other, "webhook refused"),
+    }
+}
+
+/// `Cache-Control: no-store` for responses that carry credentials.
+pub fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_well_formed() {
+        let router = Router::all();
+        for route in ROUTES {
+            assert!(router.paths.at(route.path).is_ok(), "{}", route.path);
+            assert!(route.path.starts_with('/'));
+            assert!(!route.summary.is_empty());
+            assert!(
+                route.function.bytes().all(|b| b.is_ascii_lowercase() || b == b'-'),
+                "function names are folder names: {}",
+                route.function
+            );
+            // Twilio webhooks live under /twilio/, agent routes never do.
+            assert_eq!(
+                route.handler.is_twilio(),
+                route.path.starts_with("/twilio/"),
+                "{}",
+                route.path
+            );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for route in ROUTES {
+            assert!(
+                seen.insert((route.method.clone(), route.path)),
+                "duplicate {} {}",
+                route.method,
+                route.path
+            );
+        }
+    }
+
+    #[test]
+    fn functions_are_listed_once() {
+        let functions = functions();
+        assert!(functions.contains(&"token"));
+        let unique: std::collections::HashSet<_> = functions.iter().collect();
+        assert_eq!(unique.len(), functions.len());
+        assert!(Router::for_function("no-such-function").is_err());
+    }
+}

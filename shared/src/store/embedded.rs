@@ -1,0 +1,988 @@
+//! The embedded store: every storage port on one `redb` file, for the local
+//! server and small self-hosted installs.
+//!
+//! redb is synchronous, so each operation runs on a blocking thread, and each
+//! logical operation is one transaction: a check and the write that depends on
+//! it happen inside one write transaction, which redb runs one at a time, so
+//! "do this once" and "only forward" hold however many callers race.
+//!
+//! Keys are `&str` segments joined with U+001F (unit separator), for example
+//! `acme␟01J…` in `calls`. A workspace id never contains that character, so the
+//! workspace is always a whole segment: `acme␟` never prefixes `acme-corp␟…`.
+//! Values are JSON.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent, Timestamp};
+use crate::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceId};
+use crate::messages::Message;
+use crate::phone::E164;
+use crate::store::{
+    Advance, CallQuery, CallStore, IdempotencyStore, MessageQuery, MessageStore, NumberStore, Page, StoreError,
+    WorkspaceStore,
+};
+use crate::workspace::{PhoneNumber, Workspace};
+
+/// The database file inside the data directory.
+const FILE_NAME: &str = "switchboard.redb";
+
+type Def = TableDefinition<'static, &'static str, &'static str>;
+
+/// `<workspace>` → `Workspace`
+const WORKSPACES: Def = TableDefinition::new("workspaces");
+/// `<AccountSid>` → workspace id
+const ACCOUNTS: Def = TableDefinition::new("accounts");
+/// `<workspace>␟<E164>` → `PhoneNumber`
+const NUMBERS: Def = TableDefinition::new("numbers");
+/// `<E164>` → workspace id
+const NUMBER_OWNERS: Def = TableDefinition::new("number_owners");
+/// `<workspace>␟<CallId>` → `CallSession` (ULIDs: key order is creation order)
+const CALLS: Def = TableDefinition::new("calls");
+/// `<workspace>␟<CallId>␟<event key>` → `TimelineEvent`
+const EVENTS: Def = TableDefinition::new("call_events");
+/// `<workspace>␟<CallSid>` → `CallId`
+const CALL_SIDS: Def = TableDefinition::new("call_sids");
+/// `<workspace>␟<MessageSid>` → `Message`
+const MESSAGES: Def = TableDefinition::new("messages");
+/// `<workspace>␟<created_at, sortable hex>␟<MessageSid>` → `MessageSid`
+const MESSAGE_ORDER: Def = TableDefinition::new("message_order");
+/// `<workspace>␟<key>` → `Remembered`
+const IDEMPOTENCY: Def = TableDefinition::new("idempotency");
+/// `<expiry ms, sortable hex>␟<workspace>␟<key>` → the `IDEMPOTENCY` key, so
+/// expired records can be swept oldest first.
+const IDEMPOTENCY_EXPIRY: Def = TableDefinition::new("idempotency_expiry");
+
+const ALL_TABLES: [Def; 11] = [
+    WORKSPACES,
+    ACCOUNTS,
+    NUMBERS,
+    NUMBER_OWNERS,
+    CALLS,
+    EVENTS,
+    CALL_SIDS,
+    MESSAGES,
+    MESSAGE_ORDER,
+    IDEMPOTENCY,
+    IDEMPOTENCY_EXPIRY,
+];
+
+const SEP: char = '\u{1f}';
+/// The character after `SEP`: `prefix + SEP .. prefix + AFTER_SEP` is exactly
+/// the keys under `prefix`.
+const AFTER_SEP: char = '\u{20}';
+
+/// Page size when a query asks for none, and the most one page may hold.
+const DEFAULT_PAGE: usize = 50;
+const MAX_PAGE: usize = 1000;
+
+/// How many expired idempotency records one `remember` deletes at most.
+const SWEEP_BATCH: usize = 64;
+
+/// All five storage ports on one redb database file.
+#[derive(Clone)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for EmbeddedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmbeddedStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmbeddedStore {
+    /// Opens the store in `dir`, creating the directory and the database file
+    /// if needed. Blocks; call it once at startup.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
+        let path = dir.join(FILE_NAME);
+        let db = Database::create(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the database {}: {e}", path.display())))?;
+        // Create every table now, so a read never meets a missing one.
+        let txn = db.begin_write().map_err(unavailable)?;
+        for table in ALL_TABLES {
+            txn.open_table(table).map_err(unavailable)?;
+        }
+        txn.commit().map_err(unavailable)?;
+        Ok(Self { db: Arc::new(db), path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `op` in one read transaction (a consistent snapshot) on a blocking thread.
+    async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&ReadTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || op(&db.begin_read().map_err(unavailable)?)).await
+    }
+
+    /// Runs `op` in one write transaction on a blocking thread; commits if it
+    /// succeeds and discards everything it wrote if it fails.
+    async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        blocking(move || {
+            let txn = db.begin_write().map_err(unavailable)?;
+            match op(&txn) {
+                Ok(value) => {
+                    txn.commit().map_err(unavailable)?;
+                    Ok(value)
+                }
+                Err(error) => {
+                    // The operation's own error is the one worth reporting.
+                    let _ = txn.abort();
+                    Err(error)
+                }
+            }
+        })
+        .await
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(op)
+        .await
+        .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
+}
+
+#[async_trait]
+impl WorkspaceStore for EmbeddedStore {
+    async fn get_workspace(&self, id: &WorkspaceId) -> Result<Option<Workspace>, StoreError> {
+        let id = id.clone();
+        self.read(move |txn| load(&txn.open_table(WORKSPACES).map_err(unavailable)?, id.as_str()))
+            .await
+    }
+
+    async fn put_workspace(&self, workspace: &Workspace) -> Result<(), StoreError> {
+        let workspace = workspace.clone();
+        self.write(move |txn| {
+            let id = workspace.id.as_str();
+            let mut workspaces = txn.open_table(WORKSPACES).map_err(unavailable)?;
+            let mut accounts = txn.open_table(ACCOUNTS).map_err(unavailable)?;
+
+            let new_account = workspace.twilio.as_ref().map(|t| t.account_sid.as_str());
+            if let Some(sid) = new_account
+                && load_str(&accounts, sid)?.is_some_and(|owner| owner != id)
+            {
+                return Err(StoreError::Conflict(format!(
+                    "Twilio account {sid} is connected to another workspace"
+                )));
+            }
+            let old: Option<Workspace> = load(&workspaces, id)?;
+            let old_account = old.and_then(|w| w.twilio).map(|t| t.account_sid);
+            if let Some(old_sid) = old_account.as_ref().map(AccountSid::as_str)
+                && Some(old_sid) != new_account
+                && load_str(&accounts, old_sid)?.is_some_and(|owner| owner == id)
+            {
+                accounts.remove(old_sid).map_err(unavailable)?;
+            }
+            if let Some(sid) = new_account {
+                accounts.insert(sid, id).map_err(unavailable)?;
+            }
+            save(&mut workspaces, id, &workspace)
+        })
+        .await
+    }
+
+    async fn workspace_by_account(&self, account: &AccountSid) -> Result<Option<WorkspaceId>, StoreError> {
+        let account = account.clone();
+        self.read(move |txn| {
+            let accounts = txn.open_table(ACCOUNTS).map_err(unavailable)?;
+            load_str(&accounts, account.as_str())?
+                .map(|id| parse_workspace(&id))
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl NumberStore for EmbeddedStore {
+    async fn replace_numbers(&self, workspace: &WorkspaceId, numbers: &[PhoneNumber]) -> Result<(), StoreError> {
+        let ws = workspace.clone();
+        // One entry per number; a number listed twice counts once (the last wins).
+        let wanted: BTreeMap<E164, PhoneNumber> = numbers.iter().map(|n| (n.number.clone(), n.clone())).collect();
+        self.write(move |txn| {
+            let mut table = txn.open_table(NUMBERS).map_err(unavailable)?;
+            let mut owners = txn.open_table(NUMBER_OWNERS).map_err(unavailable)?;
+
+            for number in wanted.keys() {
+                if load_str(&owners, number.as_str())?.is_some_and(|owner| owner != ws.as_str()) {
+                    return Err(StoreError::Conflict(format!(
+                        "phone number {number} belongs to another workspace"
+                    )));
+                }
+            }
+
+            let existing: BTreeMap<E164, PhoneNumber> = scan::<PhoneNumber>(&table, &[ws.as_str()])?
+                .into_iter()
+                .map(|(_, n)| (n.number.clone(), n))
+                .collect();
+            for gone in existing.keys().filter(|n| !wanted.contains_key(*n)) {
+                table
+                    .remove(key(&[ws.as_str(), gone.as_str()]).as_str())
+                    .map_err(unavailable)?;
+                owners.remove(gone.as_str()).map_err(unavailable)?;
+            }
+            for (number, new) in wanted {
+                // Twilio knows the number and its SID; agents and label are ours.
+                let record = match existing.get(&number) {
+                    Some(old) => PhoneNumber {
+                        agents: old.agents.clone(),
+                        label: old.label.clone(),
+                        ..new
+                    },
+                    None => new,
+                };
+                save(&mut table, &key(&[ws.as_str(), number.as_str()]), &record)?;
+                owners.insert(number.as_str(), ws.as_str()).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn list_numbers(&self, workspace: &WorkspaceId) -> Result<Vec<PhoneNumber>, StoreError> {
+        let ws = workspace.clone();
+        self.read(move |txn| {
+            let table = txn.open_table(NUMBERS).map_err(unavailable)?;
+            Ok(scan(&table, &[ws.as_str()])?.into_iter().map(|(_, n)| n).collect())
+        })
+        .await
+    }
+
+    async fn get_number(&self, workspace: &WorkspaceId, number: &E164) -> Result<Option<PhoneNumber>, StoreError> {
+        let key = key(&[workspace.as_str(), number.as_str()]);
+        self.read(move |txn| load(&txn.open_table(NUMBERS).map_err(unavailable)?, &key))
+            .await
+    }
+
+    async fn update_number(&self, workspace: &WorkspaceId, number: &PhoneNumber) -> Result<(), StoreError> {
+        let key = key(&[workspace.as_str(), number.number.as_str()]);
+        let number = number.clone();
+        self.write(move |txn| {
+            let mut table = txn.open_table(NUMBERS).map_err(unavailable)?;
+            let mut stored: PhoneNumber =
+                load(&table, &key)?.ok_or_else(|| StoreError::NotFound(format!("phone number {}", number.number)))?;
+            stored.agents = number.agents;
+            stored.label = number.label;
+            save(&mut table, &key, &stored)
+        })
+        .await
+    }
+
+    async fn workspace_by_number(&self, number: &E164) -> Result<Option<WorkspaceId>, StoreError> {
+        let number = number.clone();
+        self.read(move |txn| {
+            let owners = txn.open_table(NUMBER_OWNERS).map_err(unavailable)?;
+            load_str(&owners, number.as_str())?
+                .map(|id| parse_workspace(&id))
+                .transpose()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl CallStore for EmbeddedStore {
+    async fn create_call(&self, session: &CallSession) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.write(move |txn| {
+            let mut calls = txn.open_table(CALLS).map_err(unavailable)?;
+            let key = key(&[session.workspace.as_str(), session.id.as_str()]);
+            if calls.get(key.as_str()).map_err(unavailable)?.is_some() {
+                return Err(StoreError::Conflict(format!("call session {} exists", session.id)));
+            }
+            save(&mut calls, &key, &session)
+        })
+        .await
+    }
+
+    async fn get_call(&self, workspace: &WorkspaceId, id: &CallId) -> Result<Option<CallSession>, StoreError> {
+        let key = key(&[workspace.as_str(), id.as_str()]);
+        self.read(move |txn| load(&txn.open_table(CALLS).map_err(unavailable)?, &key))
+            .await
+    }
+
+    async fn advance_call(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        state: CallState,
+        at: Timestamp,
+    ) -> Result<Advance, StoreError> {
+        self.modify_call(workspace, id, move |session| {
+            if !session.state.can_advance_to(state) {
+                return (Advance::Unchanged { current: session.state }, false);
+            }
+            let from = session.state;
+            session.state = state;
+            session.reached.entry(state).or_insert(at);
+            (Advance::Moved { from }, true)
+        })
+        .await
+    }
+
+    async fn update_call(&self, workspace: &WorkspaceId, id: &CallId, update: &CallUpdate) -> Result<(), StoreError> {
+        let update = update.clone();
+        self.modify_call(workspace, id, move |session| {
+            // The first value Twilio gave wins for these.
+            fill(&mut session.agent_call_sid, update.agent_call_sid);
+            fill(&mut session.customer_call_sid, update.customer_call_sid);
+            fill(&mut session.conference_sid, update.conference_sid);
+            fill(&mut session.end_reason, update.end_reason);
+            fill(&mut session.duration_seconds, update.duration_seconds);
+            // The agent's own fields take the latest value.
+            if update.notes.is_some() {
+                session.notes = update.notes;
+            }
+            if update.disposition.is_some() {
+                session.disposition = update.disposition;
+            }
+            ((), true)
+        })
+        .await
+    }
+
+    async fn claim_step(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        step: &str,
+        at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let step = step.to_owned();
+        self.modify_call(workspace, id, move |session| {
+            if session.steps.contains_key(&step) {
+                return (false, false);
+            }
+            session.steps.insert(step, at);
+            (true, true)
+        })
+        .await
+    }
+
+    async fn append_event(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        event: &TimelineEvent,
+    ) -> Result<bool, StoreError> {
+        let key = key(&[workspace.as_str(), id.as_str(), &event.key]);
+        let event = event.clone();
+        self.write(move |txn| {
+            let mut events = txn.open_table(EVENTS).map_err(unavailable)?;
+            if events.get(key.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            save(&mut events, &key, &event)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn timeline(&self, workspace: &WorkspaceId, id: &CallId) -> Result<Vec<TimelineEvent>, StoreError> {
+        let (ws, id) = (workspace.clone(), id.clone());
+        self.read(move |txn| {
+            let events = txn.open_table(EVENTS).map_err(unavailable)?;
+            let mut events: Vec<TimelineEvent> = scan(&events, &[ws.as_str(), id.as_str()])?
+                .into_iter()
+                .map(|(_, e)| e)
+                .collect();
+            // Twilio delivers out of order; the timeline follows when things happened.
+            events.sort_by_key(|e| e.at);
+            Ok(events)
+        })
+        .await
+    }
+
+    async fn list_calls(&self, workspace: &WorkspaceId, query: &CallQuery) -> Result<Page<CallSession>, StoreError> {
+        let ws = workspace.clone();
+        let query = query.clone();
+        self.read(move |txn| {
+            let calls = txn.open_table(CALLS).map_err(unavailable)?;
+            let after = query
+                .cursor
+                .as_deref()
+                .map(|c| decode_cursor(c).and_then(|id| parse_cursor_id(c, &id)))
+                .transpose()?;
+            let keep = |s: &CallSession| {
+                query.agent.as_ref().is_none_or(|a| s.agent.as_ref() == Some(a))
+                    && query.direction.is_none_or(|d| s.direction == d)
+                    && query.state.is_none_or(|st| s.state == st)
+            };
+            newest_first(
+                &calls,
+                ws.as_str(),
+                after.as_ref().map(CallId::as_str),
+                query.limit,
+                keep,
+                |s| s.id.to_string(),
+            )
+        })
+        .await
+    }
+
+    async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError> {
+        let key = key(&[workspace.as_str(), sid.as_str()]);
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut links = txn.open_table(CALL_SIDS).map_err(unavailable)?;
+            // The first link wins: later ones are no-ops.
+            if links.get(key.as_str()).map_err(unavailable)?.is_none() {
+                links.insert(key.as_str(), id.as_str()).map_err(unavailable)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn call_by_sid(&self, workspace: &WorkspaceId, sid: &CallSid) -> Result<Option<CallId>, StoreError> {
+        let key = key(&[workspace.as_str(), sid.as_str()]);
+        self.read(move |txn| {
+            let links = txn.open_table(CALL_SIDS).map_err(unavailable)?;
+            load_str(&links, &key)?
+                .map(|id| CallId::parse(&id).map_err(|e| StoreError::Corrupt(format!("call_sids {key:?}: {e}"))))
+                .transpose()
+        })
+        .await
+    }
+}
+
+impl EmbeddedStore {
+    /// Reads a session, lets `change` edit it, and writes it back if `change`
+    /// says so, all in one write transaction. `NotFound` if there is none.
+    async fn modify_call<T: Send + 'static>(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        change: impl FnOnce(&mut CallSession) -> (T, bool) + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let key = key(&[workspace.as_str(), id.as_str()]);
+        let id = id.clone();
+        self.write(move |txn| {
+            let mut calls = txn.open_table(CALLS).map_err(unavailable)?;
+            let mut session: CallSession =
+                load(&calls, &key)?.ok_or_else(|| StoreError::NotFound(format!("call session {id}")))?;
+            let (out, changed) = change(&mut session);
+            if changed {
+                save(&mut calls, &key, &session)?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl MessageStore for EmbeddedStore {
+    async fn put_message(&self, message: &Message) -> Result<bool, StoreError> {
+        let message = message.clone();
+        self.write(move |txn| {
+            let (ws, sid) = (message.workspace.as_str(), message.sid.as_str());
+            let mut messages = txn.open_table(MESSAGES).map_err(unavailable)?;
+            let message_key = key(&[ws, sid]);
+            if messages.get(message_key.as_str()).map_err(unavailable)?.is_some() {
+                return Ok(false);
+            }
+            save(&mut messages, &message_key, &message)?;
+            let mut order = txn.open_table(MESSAGE_ORDER).map_err(unavailable)?;
+            let position = key(&[ws, &key_suffix(&message)]);
+            order.insert(position.as_str(), sid).map_err(unavailable)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn get_message(&self, workspace: &WorkspaceId, sid: &MessageSid) -> Result<Option<Message>, StoreError> {
+        let key = key(&[workspace.as_str(), sid.as_str()]);
+        self.read(move |txn| load(&txn.open_table(MESSAGES).map_err(unavailable)?, &key))
+            .await
+    }
+
+    async fn list_messages(&self, workspace: &WorkspaceId, query: &MessageQuery) -> Result<Page<Message>, StoreError> {
+        let ws = workspace.clone();
+        let query = query.clone();
+        self.read(move |txn| {
+            let order = txn.open_table(MESSAGE_ORDER).map_err(unavailable)?;
+            let messages = txn.open_table(MESSAGES).map_err(unavailable)?;
+            let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+            let keep = |m: &Message| {
+                // Which side is ours follows the direction.
+                let (ours, theirs) = match m.direction {
+                    Direction::Outbound => (&m.from, &m.to),
+                    Direction::Inbound => (&m.to, &m.from),
+                };
+                query.number.as_ref().is_none_or(|n| n == ours)
+                    && query.counterpart.as_ref().is_none_or(|c| c == theirs)
+            };
+            // The order index holds sids; each one is resolved in the same snapshot.
+            let resolved = IndexedMessages {
+                order: &order,
+                messages: &messages,
+                ws: ws.as_str(),
+            };
+            resolved.newest_first(after.as_deref(), query.limit, keep)
+        })
+        .await
+    }
+
+    async fn set_message_status(
+        &self,
+        workspace: &WorkspaceId,
+        sid: &MessageSid,
+        status: &str,
+    ) -> Result<(), StoreError> {
+        let key = key(&[workspace.as_str(), sid.as_str()]);
+        let (sid, status) = (sid.clone(), status.to_owned());
+        self.write(move |txn| {
+            let mut messages = txn.open_table(MESSAGES).map_err(unavailable)?;
+            let mut message: Message =
+                load(&messages, &key)?.ok_or_else(|| StoreError::NotFound(format!("message {sid}")))?;
+            message.status = status;
+            save(&mut messages, &key, &message)
+        })
+        .await
+    }
+}
+
+/// An idempotency record: the first value, and when it stops counting.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Remembered {
+    value: String,
+    expires_at_ms: u64,
+}
+
+#[async_trait]
+impl IdempotencyStore for EmbeddedStore {
+    async fn remember(
+        &self,
+        workspace: &WorkspaceId,
+        idempotency_key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<String, StoreError> {
+        let record_key = key(&[workspace.as_str(), idempotency_key]);
+        let value = value.to_owned();
+        self.write(move |txn| {
+            let mut records = txn.open_table(IDEMPOTENCY).map_err(unavailable)?;
+            let mut expiry = txn.open_table(IDEMPOTENCY_EXPIRY).map_err(unavailable)?;
+            let now = now_ms();
+
+            let stored: Option<Remembered> = load(&records, &record_key)?;
+            if let Some(stored) = stored {
+                if stored.expires_at_ms > now {
+                    return Ok(stored.value);
+                }
+                // Expired: it counts as absent and is replaced below.
+                expiry
+                    .remove(expiry_key(stored.expires_at_ms, &record_key).as_str())
+                    .map_err(unavailable)?;
+            }
+
+            let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+            let expires_at_ms = now.saturating_add(ttl_ms);
+            save(
+                &mut records,
+                &record_key,
+                &Remembered {
+                    value: value.clone(),
+                    expires_at_ms,
+                },
+            )?;
+            expiry
+                .insert(expiry_key(expires_at_ms, &record_key).as_str(), record_key.as_str())
+                .map_err(unavailable)?;
+
+            // Keys are one per request, so expired records would pile up forever:
+            // each write clears a few of the oldest.
+            let expired: Vec<(String, String)> = expiry
+                .range::<&str>(..format!("{now:016x}").as_str())
+                .map_err(unavailable)?
+                .take(SWEEP_BATCH)
+                .map(|entry| {
+                    let (k, v) = entry.map_err(unavailable)?;
+                    Ok((k.value().to_owned(), v.value().to_owned()))
+                })
+                .collect::<Result<_, StoreError>>()?;
+            for (index_key, expired_key) in expired {
+                expiry.remove(index_key.as_str()).map_err(unavailable)?;
+                records.remove(expired_key.as_str()).map_err(unavailable)?;
+            }
+            Ok(value)
+        })
+        .await
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Keys, values and listings
+
+fn key(parts: &[&str]) -> String {
+    let mut key = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            key.push(SEP);
+        }
+        key.push_str(part);
+    }
+    key
+}
+
+/// The key range holding exactly the keys under `parts` (whole segments).
+fn prefix_range(parts: &[&str]) -> (String, String) {
+    let base = key(parts);
+    (format!("{base}{SEP}"), format!("{base}{AFTER_SEP}"))
+}
+
+/// `<sortable created_at>␟<MessageSid>`: orders a workspace's messages by time.
+fn key_suffix(message: &Message) -> String {
+    format!("{}{SEP}{}", sortable_time(&message.created_at), message.sid)
+}
+
+/// Fixed-width hex that sorts like the time: the sign bit flipped makes two's
+/// complement order unsigned order.
+fn sortable_time(at: &Timestamp) -> String {
+    let nanos = at.0.unix_timestamp_nanos().cast_unsigned() ^ (1u128 << 127);
+    format!("{nanos:032x}")
+}
+
+fn expiry_key(expires_at_ms: u64, record_key: &str) -> String {
+    format!("{expires_at_ms:016x}{SEP}{record_key}")
+}
+
+fn now_ms() -> u64 {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn page_size(limit: usize) -> usize {
+    match limit {
+        0 => DEFAULT_PAGE,
+        n => n.min(MAX_PAGE),
+    }
+}
+
+/// A cursor is the last key suffix a page returned, hex-encoded so clients
+/// treat it as opaque.
+fn encode_cursor(suffix: &str) -> String {
+    hex::encode(suffix)
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+    hex::decode(cursor)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(|| bad_cursor(cursor))
+}
+
+fn parse_cursor_id(cursor: &str, id: &str) -> Result<CallId, StoreError> {
+    CallId::parse(id).map_err(|_| bad_cursor(cursor))
+}
+
+/// A cursor that is not one of ours names no page.
+fn bad_cursor(cursor: &str) -> StoreError {
+    let shown: String = cursor.chars().take(80).collect();
+    StoreError::NotFound(format!("no page at cursor {shown:?}"))
+}
+
+type Strs = &'static str;
+
+/// One page of `workspace`'s entries in `table`, newest (last key) first,
+/// starting after the entry whose key suffix is `after`.
+fn newest_first<T: DeserializeOwned>(
+    table: &impl ReadableTable<Strs, Strs>,
+    workspace: &str,
+    after: Option<&str>,
+    limit: usize,
+    keep: impl Fn(&T) -> bool,
+    suffix: impl Fn(&T) -> String,
+) -> Result<Page<T>, StoreError> {
+    let (start, end) = prefix_range(&[workspace]);
+    let end = after.map_or(end, |after| key(&[workspace, after]));
+    let limit = page_size(limit);
+    let mut items = Vec::new();
+    for entry in table
+        .range::<&str>(start.as_str()..end.as_str())
+        .map_err(unavailable)?
+        .rev()
+    {
+        let (k, v) = entry.map_err(unavailable)?;
+        let item: T = decode(k.value(), v.value())?;
+        if !keep(&item) {
+            continue;
+        }
+        if items.len() == limit {
+            // One more exists: the page is full and has a next one.
+            let next = items.last().map(|last| encode_cursor(&suffix(last)));
+            return Ok(Page { items, next });
+        }
+        items.push(item);
+    }
+    Ok(Page { items, next: None })
+}
+
+/// Messages listed through their time-ordered index.
+struct IndexedMessages<'a, O, M> {
+    order: &'a O,
+    messages: &'a M,
+    ws: &'a str,
+}
+
+impl<O: ReadableTable<Strs, Strs>, M: ReadableTable<Strs, Strs>> IndexedMessages<'_, O, M> {
+    fn newest_first(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&Message) -> bool,
+    ) -> Result<Page<Message>, StoreError> {
+        let (start, end) = prefix_range(&[self.ws]);
+        let end = after.map_or(end, |after| key(&[self.ws, after]));
+        let limit = page_size(limit);
+        let mut items: Vec<Message> = Vec::new();
+        for entry in self
+            .order
+            .range::<&str>(start.as_str()..end.as_str())
+            .map_err(unavailable)?
+            .rev()
+        {
+            let (_, sid) = entry.map_err(unavailable)?;
+            let message_key = key(&[self.ws, sid.value()]);
+            let message: Message = load(self.messages, &message_key)?.ok_or_else(|| {
+                StoreError::Corrupt(format!("message_order points at missing message {message_key:?}"))
+            })?;
+            if !keep(&message) {
+                continue;
+            }
+            if items.len() == limit {
+                let next = items.last().map(|last| encode_cursor(&key_suffix(last)));
+                return Ok(Page { items, next });
+            }
+            items.push(message);
+        }
+        Ok(Page { items, next: None })
+    }
+}
+
+fn load<T: DeserializeOwned>(table: &impl ReadableTable<Strs, Strs>, key: &str) -> Result<Option<T>, StoreError> {
+    match table.get(key).map_err(unavailable)? {
+        Some(value) => decode(key, value.value()).map(Some),
+        None => Ok(None),
+    }
+}
+
+fn load_str(table: &impl ReadableTable<Strs, Strs>, key: &str) -> Result<Option<String>, StoreError> {
+    Ok(table.get(key).map_err(unavailable)?.map(|v| v.value().to_owned()))
+}
+
+/// Every value under `parts`, in key order.
+fn scan<T: DeserializeOwned>(
+    table: &impl ReadableTable<Strs, Strs>,
+    parts: &[&str],
+) -> Result<Vec<(String, T)>, StoreError> {
+    let (start, end) = prefix_range(parts);
+    table
+        .range::<&str>(start.as_str()..end.as_str())
+        .map_err(unavailable)?
+        .map(|entry| {
+            let (k, v) = entry.map_err(unavailable)?;
+            Ok((k.value().to_owned(), decode(k.value(), v.value())?))
+        })
+        .collect()
+}
+
+fn save<T: Serialize>(table: &mut Table<'_, Strs, Strs>, key: &str, value: &T) -> Result<(), StoreError> {
+    let json = serde_json::to_string(value)
+        .map_err(|e| StoreError::Corrupt(format!("cannot encode the value for {key:?}: {e}")))?;
+    table.insert(key, json.as_str()).map_err(unavailable)?;
+    Ok(())
+}
+
+fn decode<T: DeserializeOwned>(key: &str, json: &str) -> Result<T, StoreError> {
+    serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("value under {key:?}: {e}")))
+}
+
+fn parse_workspace(id: &str) -> Result<WorkspaceId, StoreError> {
+    WorkspaceId::parse(id).map_err(|e| StoreError::Corrupt(format!("stored workspace id: {e}")))
+}
+
+/// Sets `field` from `value` unless it already has one.
+fn fill<T>(field: &mut Option<T>, value: Option<T>) {
+    if field.is_none() {
+        *field = value;
+    }
+}
+
+fn unavailable(error: impl Into<redb::Error>) -> StoreError {
+    StoreError::Unavailable(format!("embedded store: {}", error.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+    use crate::store::conformance;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keeps_the_storage_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        conformance::run_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn the_contract_holds_on_a_current_thread_runtime_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        conformance::claim_step(&store).await;
+        conformance::idempotency(&store).await;
+        conformance::tenant_isolation(&store).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("nested").join("data");
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let workspace = Workspace::new(ws.clone());
+        let session = CallSession::new(
+            ws.clone(),
+            Direction::Outbound,
+            None,
+            "+14155550100".into(),
+            "+14155550101".into(),
+            Timestamp::now(),
+        );
+        {
+            let store = EmbeddedStore::open(&data).unwrap();
+            assert_eq!(store.path(), data.join(FILE_NAME));
+            store.put_workspace(&workspace).await.unwrap();
+            store.create_call(&session).await.unwrap();
+            let claimed = store
+                .claim_step(&ws, &session.id, "dial-customer", Timestamp::now())
+                .await;
+            assert!(claimed.unwrap());
+            let value = store.remember(&ws, "k", "v", Duration::from_secs(60)).await;
+            assert_eq!(value.unwrap(), "v");
+        }
+        let store = EmbeddedStore::open(&data).unwrap();
+        assert_eq!(store.get_workspace(&ws).await.unwrap(), Some(workspace));
+        let stored = store.get_call(&ws, &session.id).await.unwrap().unwrap();
+        assert!(stored.steps.contains_key("dial-customer"));
+        let again = store
+            .claim_step(&ws, &session.id, "dial-customer", Timestamp::now())
+            .await;
+        assert!(!again.unwrap(), "a claim survives the restart");
+        let value = store.remember(&ws, "k", "other", Duration::from_secs(60)).await;
+        assert_eq!(value.unwrap(), "v");
+    }
+
+    #[tokio::test]
+    async fn a_second_open_of_the_same_directory_is_refused_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let _store = EmbeddedStore::open(dir.path()).unwrap();
+        let second = EmbeddedStore::open(dir.path());
+        assert!(matches!(second, Err(StoreError::Unavailable(_))), "{second:?}");
+    }
+
+    #[tokio::test]
+    async fn garbage_cursors_are_an_error_not_a_panic_or_a_leak() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        for cursor in ["zz", "00", &hex::encode("not-a-ulid"), &hex::encode([0xff, 0xfe])] {
+            let query = CallQuery {
+                cursor: Some(cursor.to_owned()),
+                limit: 10,
+                ..CallQuery::default()
+            };
+            let result = store.list_calls(&ws, &query).await;
+            assert!(matches!(result, Err(StoreError::NotFound(_))), "{cursor}: {result:?}");
+        }
+        let query = MessageQuery {
+            cursor: Some("xyz".into()),
+            limit: 10,
+            ..MessageQuery::default()
+        };
+        let result = store.list_messages(&ws, &query).await;
+        assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn a_damaged_value_reads_as_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(WORKSPACES).unwrap().insert("acme", "{not json").unwrap();
+        txn.commit().unwrap();
+        let result = store.get_workspace(&ws).await;
+        assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
+    }
+
+    #[tokio::test]
+    async fn expired_idempotency_records_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        for i in 0..10 {
+            store
+                .remember(&ws, &format!("old-{i}"), "v", Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        store
+            .remember(&ws, "fresh", "v", Duration::from_secs(60))
+            .await
+            .unwrap();
+        let txn = store.db.begin_read().unwrap();
+        let records = txn.open_table(IDEMPOTENCY).unwrap();
+        let expiry = txn.open_table(IDEMPOTENCY_EXPIRY).unwrap();
+        assert_eq!(records.len().unwrap(), 1, "only the live record is left");
+        assert_eq!(expiry.len().unwrap(), 1);
+    }
+
+    #[test]
+    fn workspace_keys_are_whole_segments() {
+        let (start, end) = prefix_range(&["acme"]);
+        let corp = key(&["acme-corp", "01J"]);
+        let own = key(&["acme", "01J"]);
+        assert!(!(start.as_str()..end.as_str()).contains(&corp.as_str()));
+        assert!((start.as_str()..end.as_str()).contains(&own.as_str()));
+    }
+
+    #[test]
+    fn sortable_times_sort_like_times() {
+        let at = |nanos: i128| Timestamp(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap());
+        let times = [-2_000_000_000_000_000_000, -1, 0, 1, 999, 1_700_000_000_000_000_000];
+        for pair in times.windows(2) {
+            assert!(sortable_time(&at(pair[0])) < sortable_time(&at(pair[1])), "{pair:?}");
+        }
+    }
+}

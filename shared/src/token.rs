@@ -1,0 +1,62 @@
+//! `POST /token`: a Twilio Voice access token for the signed-in agent's browser.
+
+use http::StatusCode;
+use secrecy::ExposeSecret;
+use serde::Serialize;
+
+use crate::api::{self, ApiError, Request, Response};
+use crate::app::App;
+use crate::auth::Agent;
+use crate::calls::Timestamp;
+use crate::routes::no_store;
+use crate::twilio::access_token::{self, VoiceGrant};
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct TokenResponse {
+    token: String,
+    identity: String,
+    expires_in: u64,
+}
+
+pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Response, ApiError> {
+    let not_configured = || ApiError::Conflict {
+        code: "twilio_not_configured",
+        message:
+            "this workspace has no Twilio account yet: an admin must configure it first with PUT /workspace/twilio"
+                .into(),
+    };
+    let workspace = app
+        .store
+        .get_workspace(&agent.workspace)
+        .await?
+        .ok_or_else(not_configured)?;
+    let twilio = workspace.twilio.as_ref().ok_or_else(not_configured)?;
+    let (Some(api_key), Some(application_sid)) = (&twilio.api_key, &twilio.twiml_app_sid) else {
+        return Err(not_configured());
+    };
+    let secret = app.secrets.open(&workspace.id, &api_key.secret).await?;
+
+    let identity = access_token::agent_identity(&agent.id);
+    let lifetime = app.config.token_lifetime;
+    let token = access_token::mint(
+        &VoiceGrant {
+            account_sid: &twilio.account_sid,
+            api_key_sid: &api_key.sid,
+            api_key_secret: secret.expose_secret().as_bytes(),
+            application_sid,
+            identity: &identity,
+            lifetime,
+        },
+        Timestamp::now().unix_seconds().max(0) as u64,
+    );
+    tracing::info!(identity = %identity, "issued a voice access token");
+    Ok(no_store(api::json_response(
+        StatusCode::OK,
+        &TokenResponse {
+            token,
+            identity,
+            expires_in: lifetime.as_secs(),
+        },
+    )))
+}

@@ -1,0 +1,626 @@
+//! A typed client for the handful of Twilio REST (2010-04-01) endpoints
+//! Switchboard uses, built per request from a workspace's credentials.
+//!
+//! Reads, deletes and updates of a named resource are idempotent, so they are
+//! retried on timeouts, 429 and 5xx; creates (`POST` to a collection) are never
+//! retried, since a retry after a lost response would create a second resource.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use url::Url;
+
+use crate::ids::{AccountSid, ApiKeySid, ApplicationSid, PhoneNumberSid};
+
+/// How a Twilio call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TwilioError {
+    /// 401/403: the credentials are wrong or lack the permission.
+    #[error("Twilio refused the credentials: {message}")]
+    Unauthorized { message: String },
+    #[error("Twilio has no such resource: {message}")]
+    NotFound { message: String },
+    /// Any other 4xx: Twilio understood and said no.
+    #[error("Twilio rejected the request ({status}, code {code}): {message}")]
+    Rejected { status: u16, code: u64, message: String },
+    /// 5xx, 429, a timeout or a connection failure, after any retries.
+    #[error("Twilio is unavailable: {0}")]
+    Unavailable(String),
+    /// A success whose body we could not read.
+    #[error("Twilio answered with an unexpected body: {0}")]
+    Unexpected(String),
+}
+
+/// Twilio's error body.
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: Option<u64>,
+    #[serde(default)]
+    message: Option<String>,
+}
+
+const RETRY_DELAYS: [Duration; 2] = [Duration::from_millis(200), Duration::from_millis(800)];
+
+pub struct TwilioClient {
+    http: reqwest::Client,
+    base: Url,
+    account: AccountSid,
+    username: String,
+    password: SecretString,
+}
+
+impl TwilioClient {
+    /// Authenticates as the account itself (Auth Token): needed to manage keys.
+    pub fn with_auth_token(http: reqwest::Client, base: Url, account: AccountSid, auth_token: SecretString) -> Self {
+        Self {
+            http,
+            base,
+            username: account.to_string(),
+            account,
+            password: auth_token,
+        }
+    }
+
+    /// Authenticates with an API key (Twilio's recommended way for everything
+    /// but key management).
+    pub fn with_api_key(
+        http: reqwest::Client,
+        base: Url,
+        account: AccountSid,
+        key: &ApiKeySid,
+        secret: SecretString,
+    ) -> Self {
+        Self {
+            http,
+            base,
+            username: key.to_string(),
+            account,
+            password: secret,
+        }
+    }
+
+    pub fn account(&self) -> &AccountSid {
+        &self.account
+    }
+
+    /// `/2010-04-01/Accounts/{AccountSid}{rest}`.
+    fn url(&self, rest: &str) -> Result<Url, TwilioError> {
+        self.base
+            .join(&format!("/2010-04-01/Accounts/{}{rest}", self.account))
+            .map_err(|e| TwilioError::Unexpected(format!("bad URL: {e}")))
+    }
+
+    /// A `next_page_uri` is absolute from the host (`/2010-04-01/…`).
+    fn page_url(&self, next_page_uri: &str) -> Result<Url, TwilioError> {
+        self.base
+            .join(next_page_uri)
+            .map_err(|e| TwilioError::Unexpected(format!("bad next_page_uri: {e}")))
+    }
+
+    pub async fn fetch_account(&self) -> Result<Account, TwilioError> {
+        self.get(self.url(".json")?).await
+    }
+
+    pub async fn create_key(&self, friendly_name: &str) -> Result<NewKey, TwilioError> {
+        self.create(self.url("/Keys.json")?, &[("FriendlyName", friendly_name)])
+            .await
+    }
+
+    pub async fn fetch_key(&self, sid: &ApiKeySid) -> Result<Key, TwilioError> {
+        self.get(self.url(&format!("/Keys/{sid}.json"))?).await
+    }
+
+    pub async fn delete_key(&self, sid: &ApiKeySid) -> Result<(), TwilioError> {
+        self.delete(self.url(&format!("/Keys/{sid}.json"))?).await
+    }
+
+    /// Every application with this friendly name (following pages).
+    pub async fn find_applications(&self, friendly_name: &str) -> Result<Vec<Application>, TwilioError> {
+        let mut url = self.url("/Applications.json")?;
+        url.query_pairs_mut()
+            .append_pair("FriendlyName", friendly_name)
+            .append_pair("PageSize", "50");
+        self.list(url, |page: ApplicationPage| (page.applications, page.next_page_uri))
+            .await
+    }
+
+    pub async fn fetch_application(&self, sid: &ApplicationSid) -> Result<Application, TwilioError> {
+        self.get(self.url(&format!("/Applications/{sid}.json"))?).await
+    }
+
+    pub async fn create_application(
+        &self,
+        friendly_name: &str,
+        voice: &VoiceWebhooks,
+    ) -> Result<Application, TwilioError> {
+        let mut form = vec![("FriendlyName", friendly_name)];
+        form.extend(voice.form());
+        self.create(self.url("/Applications.json")?, &form).await
+    }
+
+    pub async fn update_application(
+        &self,
+        sid: &ApplicationSid,
+        voice: &VoiceWebhooks,
+    ) -> Result<Application, TwilioError> {
+        self.update(self.url(&format!("/Applications/{sid}.json"))?, &voice.form())
+            .await
+    }
+
+    pub async fn delete_application(&self, sid: &ApplicationSid) -> Result<(), TwilioError> {
+        self.delete(self.url(&format!("/Applications/{sid}.json"))?).await
+    }
+
+    /// Every incoming phone number of the account (following pages).
+    pub async fn list_incoming_numbers(&self) -> Result<Vec<IncomingNumber>, TwilioError> {
+        let mut url = self.url("/IncomingPhoneNumbers.json")?;
+        url.query_pairs_mut().append_pair("PageSize", "100");
+        self.list(url, |page: IncomingNumberPage| {
+            (page.incoming_phone_numbers, page.next_page_uri)
+        })
+        .await
+    }
+
+    pub async fn fetch_incoming_number(&self, sid: &PhoneNumberSid) -> Result<IncomingNumber, TwilioError> {
+        self.get(self.url(&format!("/IncomingPhoneNumbers/{sid}.json"))?).await
+    }
+
+    /// Sets a number's webhooks. An empty `VoiceApplicationSid` clears it, so
+    /// Twilio uses the number's own `VoiceUrl`.
+    pub async fn update_incoming_number(
+        &self,
+        sid: &PhoneNumberSid,
+        hooks: &NumberWebhooks,
+    ) -> Result<IncomingNumber, TwilioError> {
+        self.update(self.url(&format!("/IncomingPhoneNumbers/{sid}.json"))?, &hooks.form())
+            .await
+    }
+
+    async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, TwilioError> {
+        let response = self.send_retrying(|| self.http.get(url.clone())).await?;
+        decode(response).await
+    }
+
+    async fn update<T: DeserializeOwned>(&self, url: Url, form: &[(&str, &str)]) -> Result<T, TwilioError> {
+        let response = self.send_retrying(|| self.http.post(url.clone()).form(form)).await?;
+        decode(response).await
+    }
+
+    async fn create<T: DeserializeOwned>(&self, url: Url, form: &[(&str, &str)]) -> Result<T, TwilioError> {
+        let response = self.send_once(self.http.post(url).form(form)).await?;
+        decode(response).await
+    }
+
+    async fn delete(&self, url: Url) -> Result<(), TwilioError> {
+        self.send_retrying(|| self.http.delete(url.clone())).await?;
+        Ok(())
+    }
+
+    async fn list<P: DeserializeOwned, T>(
+        &self,
+        first: Url,
+        split: impl Fn(P) -> (Vec<T>, Option<String>),
+    ) -> Result<Vec<T>, TwilioError> {
+        let mut items = Vec::new();
+        let mut next = Some(first);
+        // A bound on pages keeps a misbehaving server from looping us forever.
+        for _ in 0..1000 {
+            let Some(url) = next.take() else {
+                return Ok(items);
+            };
+            let (page, next_uri) = split(self.get(url).await?);
+            items.extend(page);
+            next = match next_uri.filter(|u| !u.is_empty()) {
+                Some(uri) => Some(self.page_url(&uri)?),
+                None => None,
+            };
+        }
+        Err(TwilioError::Unexpected("more than 1000 pages".into()))
+    }
+
+    async fn send_retrying(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, TwilioError> {
+        let mut attempt = 0;
+        loop {
+            match self.send_once(build()).await {
+                Err(TwilioError::Unavailable(reason)) if attempt < RETRY_DELAYS.len() => {
+                    tracing::warn!(%reason, attempt, "Twilio unavailable; retrying");
+                    tokio::time::sleep(RETRY_DELAYS[attempt]).await;
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_once(&self, request: reqwest::RequestBuilder) -> Result<reqwest::Response, TwilioError> {
+        let response = request
+            .basic_auth(&self.username, Some(self.password.expose_secret()))
+            .send()
+            .await
+            // `without_url` keeps nothing but the reason; URLs carry no secret
+            // here, but errors end up in logs and responses.
+            .map_err(|e| TwilioError::Unavailable(e.without_url().to_string()))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response);
+        }
+        let body: ErrorBody = response.json().await.unwrap_or(ErrorBody {
+            code: None,
+            message: None,
+        });
+        let message = body.message.unwrap_or_else(|| status.to_string());
+        Err(match status.as_u16() {
+            401 | 403 => TwilioError::Unauthorized { message },
+            404 => TwilioError::NotFound { message },
+            429 | 500..=599 => TwilioError::Unavailable(format!("{status}: {message}")),
+            other => TwilioError::Rejected {
+                status: other,
+                code: body.code.unwrap_or(0),
+                message,
+            },
+        })
+    }
+}
+
+async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, TwilioError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| TwilioError::Unavailable(e.without_url().to_string()))?;
+    serde_json::from_slice(&bytes).map_err(|e| TwilioError::Unexpected(e.to_string()))
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Account {
+    pub sid: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// A key as created: the secret is returned this once.
+#[derive(Deserialize)]
+pub struct NewKey {
+    pub sid: ApiKeySid,
+    pub secret: SecretString,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Key {
+    pub sid: ApiKeySid,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Application {
+    pub sid: ApplicationSid,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub voice_method: Option<String>,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    #[serde(default)]
+    pub status_callback_method: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ApplicationPage {
+    #[serde(default)]
+    applications: Vec<Application>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct IncomingNumber {
+    pub sid: PhoneNumberSid,
+    pub phone_number: String,
+    #[serde(default)]
+    pub friendly_name: Option<String>,
+    #[serde(default)]
+    pub voice_url: Option<String>,
+    #[serde(default)]
+    pub voice_method: Option<String>,
+    #[serde(default)]
+    pub voice_application_sid: Option<String>,
+    #[serde(default)]
+    pub status_callback: Option<String>,
+    #[serde(default)]
+    pub status_callback_method: Option<String>,
+    #[serde(default)]
+    pub sms_url: Option<String>,
+    #[serde(default)]
+    pub sms_method: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IncomingNumberPage {
+    #[serde(default)]
+    incoming_phone_numbers: Vec<IncomingNumber>,
+    #[serde(default)]
+    next_page_uri: Option<String>,
+}
+
+/// What a TwiML App points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoiceWebhooks {
+    pub voice_url: String,
+    pub status_callback: String,
+}
+
+impl VoiceWebhooks {
+    fn form(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("VoiceUrl", self.voice_url.as_str()),
+            ("VoiceMethod", "POST"),
+            ("StatusCallback", self.status_callback.as_str()),
+            ("StatusCallbackMethod", "POST"),
+        ]
+    }
+
+    /// Whether Twilio's copy of the app is what we asked for.
+    pub fn matches(&self, app: &Application) -> bool {
+        app.voice_url.as_deref() == Some(&self.voice_url)
+            && eq_method(app.voice_method.as_deref())
+            && app.status_callback.as_deref() == Some(&self.status_callback)
+            && eq_method(app.status_callback_method.as_deref())
+    }
+}
+
+/// What a phone number points at. All empty: pointed away from Switchboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NumberWebhooks {
+    pub voice_url: String,
+    pub status_callback: String,
+    pub sms_url: String,
+}
+
+impl NumberWebhooks {
+    pub fn cleared() -> Self {
+        Self {
+            voice_url: String::new(),
+            status_callback: String::new(),
+            sms_url: String::new(),
+        }
+    }
+
+    fn form(&self) -> Vec<(&'static str, &str)> {
+        vec![
+            ("VoiceApplicationSid", ""),
+            ("VoiceUrl", self.voice_url.as_str()),
+            ("VoiceMethod", "POST"),
+            ("StatusCallback", self.status_callback.as_str()),
+            ("StatusCallbackMethod", "POST"),
+            ("SmsUrl", self.sms_url.as_str()),
+            ("SmsMethod", "POST"),
+        ]
+    }
+
+    /// Whether Twilio's copy of the number is what we asked for.
+    pub fn matches(&self, number: &IncomingNumber) -> bool {
+        let same = |ours: &str, theirs: &Option<String>| theirs.as_deref().unwrap_or("") == ours;
+        same(&self.voice_url, &number.voice_url)
+            && same(&self.status_callback, &number.status_callback)
+            && same(&self.sms_url, &number.sms_url)
+            && number.voice_application_sid.as_deref().unwrap_or("").is_empty()
+            && (self.voice_url.is_empty() || eq_method(number.voice_method.as_deref()))
+            && (self.sms_url.is_empty() || eq_method(number.sms_method.as_deref()))
+    }
+}
+
+fn eq_method(method: Option<&str>) -> bool {
+    method.is_some_and(|m| m.eq_ignore_ascii_case("POST"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{body_string_contains, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    const ACCOUNT: &str = "AC0123456789abcdef0123456789abcdef";
+    const KEY: &str = "SK0123456789abcdef0123456789abcdef";
+    const APP: &str = "AP0123456789abcdef0123456789abcdef";
+
+    fn client(server: &MockServer) -> TwilioClient {
+        TwilioClient::with_auth_token(
+            reqwest::Client::builder()
+                .timeout(Duration::from_millis(500))
+                .build()
+                .unwrap(),
+            Url::parse(&server.uri()).unwrap(),
+            AccountSid::parse(ACCOUNT).unwrap(),
+            SecretString::from("auth-token".to_owned()),
+        )
+    }
+
+    fn base_path(rest: &str) -> String {
+        format!("/2010-04-01/Accounts/{ACCOUNT}{rest}")
+    }
+
+    #[tokio::test]
+    async fn sends_basic_auth_and_decodes() {
+        let server = MockServer::start().await;
+        // "AC…:auth-token" in base64.
+        let credentials = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            format!("{ACCOUNT}:auth-token"),
+        );
+        Mock::given(method("GET"))
+            .and(path(base_path(".json")))
+            .and(header("authorization", format!("Basic {credentials}").as_str()))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"sid": ACCOUNT, "status": "active"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let account = client(&server).fetch_account().await.unwrap();
+        assert_eq!(account.status.as_deref(), Some("active"));
+    }
+
+    #[tokio::test]
+    async fn wrong_credentials_are_unauthorized_with_twilios_reason() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(401)
+                    .set_body_json(serde_json::json!({"code": 20003, "message": "Authenticate", "status": 401})),
+            )
+            .expect(1) // never retried
+            .mount(&server)
+            .await;
+        let error = client(&server).fetch_account().await.unwrap_err();
+        assert!(
+            matches!(error, TwilioError::Unauthorized { ref message } if message == "Authenticate"),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_are_retried_on_5xx_then_succeed() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(503))
+            .up_to_n_times(2)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({"sid": KEY})))
+            .mount(&server)
+            .await;
+        let key = client(&server)
+            .fetch_key(&ApiKeySid::parse(KEY).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(key.sid.as_str(), KEY);
+        assert_eq!(server.received_requests().await.unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn creates_are_never_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(base_path("/Keys.json")))
+            .respond_with(ResponseTemplate::new(500))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let error = client(&server).create_key("switchboard").await.err().unwrap();
+        assert!(matches!(error, TwilioError::Unavailable(_)));
+    }
+
+    #[tokio::test]
+    async fn timeouts_are_unavailable_after_retries() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let error = client(&server).fetch_account().await.unwrap_err();
+        assert!(matches!(error, TwilioError::Unavailable(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn rejections_carry_twilios_code_and_message() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(
+                ResponseTemplate::new(400).set_body_json(
+                    serde_json::json!({"code": 21502, "message": "Invalid callback url", "status": 400}),
+                ),
+            )
+            .mount(&server)
+            .await;
+        let hooks = VoiceWebhooks {
+            voice_url: "nope".into(),
+            status_callback: "nope".into(),
+        };
+        let error = client(&server)
+            .update_application(&ApplicationSid::parse(APP).unwrap(), &hooks)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                error,
+                TwilioError::Rejected {
+                    status: 400,
+                    code: 21502,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn lists_follow_next_page_uri() {
+        let server = MockServer::start().await;
+        let number =
+            |n: u32| serde_json::json!({"sid": format!("PN{:032x}", n), "phone_number": format!("+1415555{:04}", n)});
+        Mock::given(method("GET"))
+            .and(path(base_path("/IncomingPhoneNumbers.json")))
+            .and(query_param("Page", "1"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "incoming_phone_numbers": [number(3)], "next_page_uri": null
+            })))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path(base_path("/IncomingPhoneNumbers.json")))
+            .and(query_param("PageSize", "100"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "incoming_phone_numbers": [number(1), number(2)],
+                "next_page_uri": base_path("/IncomingPhoneNumbers.json?Page=1&PageToken=PA1"),
+            })))
+            .mount(&server)
+            .await;
+        let numbers = client(&server).list_incoming_numbers().await.unwrap();
+        let phones: Vec<&str> = numbers.iter().map(|n| n.phone_number.as_str()).collect();
+        assert_eq!(phones, ["+14155550001", "+14155550002", "+14155550003"]);
+    }
+
+    #[tokio::test]
+    async fn number_updates_clear_the_voice_application() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_string_contains("VoiceApplicationSid=&VoiceUrl="))
+            .and(body_string_contains(
+                "VoiceUrl=https%3A%2F%2Fv.example%2Ftwilio%2Fvoice%2Finbound",
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "sid": format!("PN{:032x}", 1), "phone_number": "+14155550001",
+                "voice_url": "https://v.example/twilio/voice/inbound", "voice_method": "POST",
+                "status_callback": "https://v.example/twilio/status", "status_callback_method": "POST",
+                "sms_url": "https://v.example/twilio/sms", "sms_method": "POST", "voice_application_sid": ""
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let hooks = NumberWebhooks {
+            voice_url: "https://v.example/twilio/voice/inbound".into(),
+            status_callback: "https://v.example/twilio/status".into(),
+            sms_url: "https://v.example/twilio/sms".into(),
+        };
+        let number = client(&server)
+            .update_incoming_number(&PhoneNumberSid::parse(&format!("PN{:032x}", 1)).unwrap(), &hooks)
+            .await
+            .unwrap();
+        assert!(hooks.matches(&number));
+        assert!(!NumberWebhooks::cleared().matches(&number));
+    }
+}
