@@ -105,6 +105,9 @@ pub enum ApiError {
     MethodNotAllowed(String),
     #[error("{0}")]
     BadRequest(String),
+    /// A well-formed request that cannot be done as asked (`code` says why).
+    #[error("{message}")]
+    Rejected { code: &'static str, message: String },
     /// The request conflicts with the workspace's state (`code` says how).
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
@@ -129,7 +132,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::Rejected { .. } => StatusCode::BAD_REQUEST,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -147,7 +150,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::BadRequest(_) => "bad_request",
-            Self::Conflict { code, .. } => code,
+            Self::Conflict { code, .. } | Self::Rejected { code, .. } => code,
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Upstream { .. } => "upstream_error",

@@ -10,6 +10,8 @@ pub mod config;
 pub mod ids;
 pub mod lambda;
 pub mod messages;
+pub mod numbers;
+pub mod onboarding;
 pub mod phone;
 pub mod routes;
 pub mod secrets;

@@ -40,6 +40,22 @@ impl Handler {
     }
 }
 
+/// The webhook paths Twilio is pointed at: onboarding writes them into the
+/// TwiML App and onto every number, and the route table serves them.
+pub mod paths {
+    /// The TwiML App's Voice URL: legs that start in a browser.
+    pub const AGENT_TWIML: &str = "/twilio/voice/agent";
+    /// The numbers' Voice URL: calls from the outside world.
+    pub const INBOUND_TWIML: &str = "/twilio/voice/inbound";
+    /// The customer leg of an outbound call.
+    pub const CUSTOMER_TWIML: &str = "/twilio/voice/customer";
+    /// Call progress and conference events.
+    pub const STATUS_CALLBACK: &str = "/twilio/status";
+    pub const RECORDING_CALLBACK: &str = "/twilio/recording";
+    /// The numbers' SMS URL.
+    pub const SMS: &str = "/twilio/sms";
+}
+
 pub struct Route {
     pub method: Method,
     /// A `matchit` pattern: `/calls/{callId}`.
@@ -50,13 +66,50 @@ pub struct Route {
     pub handler: Handler,
 }
 
-pub static ROUTES: &[Route] = &[Route {
-    method: Method::POST,
-    path: "/token",
-    function: "token",
-    summary: "a Twilio Voice access token for the signed-in agent",
-    handler: Handler::Agent(|app, agent, request| Box::pin(crate::token::issue(app, agent, request))),
-}];
+pub static ROUTES: &[Route] = &[
+    Route {
+        method: Method::POST,
+        path: "/token",
+        function: "token",
+        summary: "a Twilio Voice access token for the signed-in agent",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::token::issue(app, agent, request))),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/workspace/twilio",
+        function: "configure",
+        summary: "connect the workspace's Twilio account: API key, TwiML App, every number's webhooks",
+        handler: Handler::Admin(|app, agent, request| Box::pin(crate::onboarding::configure(app, agent, request))),
+    },
+    Route {
+        method: Method::GET,
+        path: "/workspace/twilio",
+        function: "configure",
+        summary: "the workspace's Twilio wiring, with a live drift check",
+        handler: Handler::Admin(|app, agent, request| Box::pin(crate::onboarding::check(app, agent, request))),
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/workspace/twilio",
+        function: "clear",
+        summary: "point the numbers away, delete the TwiML App and API key, forget the credentials",
+        handler: Handler::Admin(|app, agent, request| Box::pin(crate::onboarding::clear(app, agent, request))),
+    },
+    Route {
+        method: Method::GET,
+        path: "/workspace/numbers",
+        function: "configure",
+        summary: "the workspace's numbers and the agents who answer them",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::numbers::list(app, agent, request))),
+    },
+    Route {
+        method: Method::PUT,
+        path: "/workspace/numbers/{number}",
+        function: "configure",
+        summary: "set which agents ring for a number and may call from it",
+        handler: Handler::Admin(|app, agent, request| Box::pin(crate::numbers::assign(app, agent, request))),
+    },
+];
 
 /// The functions of the bundle, in table order, each once.
 pub fn functions() -> Vec<&'static str> {
@@ -143,11 +196,15 @@ impl Router {
             let allow: Vec<&str> = routes.iter().map(|r| r.method.as_str()).collect();
             return ApiError::MethodNotAllowed(allow.join(", ")).into_response();
         };
-        request.params = matched
-            .params
-            .iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
+        // Path segments arrive percent-encoded (`%2B14155550100`).
+        let mut params = Vec::new();
+        for (name, raw) in matched.params.iter() {
+            match percent_encoding::percent_decode_str(raw).decode_utf8() {
+                Ok(value) => params.push((name.to_owned(), value.into_owned())),
+                Err(_) => return ApiError::BadRequest(format!("path parameter {name} is not UTF-8")).into_response(),
+            }
+        }
+        request.params = params;
 
         if request.body.len() > MAX_BODY_BYTES {
             return ApiError::PayloadTooLarge.into_response();

@@ -56,6 +56,17 @@ impl TestApp {
         }
     }
 
+    /// The same, on other adapters (DynamoDB and KMS on moto).
+    pub async fn with_adapters(
+        vars: &[(&str, &str)],
+        store: std::sync::Arc<dyn switchboard::store::Store>,
+        secrets: std::sync::Arc<dyn switchboard::secrets::SecretBox>,
+    ) -> Self {
+        let mut t = Self::with_env(vars).await;
+        t.app = App::new(t.app.config.clone(), store, secrets, None).expect("app");
+        t
+    }
+
     pub async fn call(&self, request: Request) -> Reply {
         Reply(self.router.dispatch(&self.app, request).await)
     }

@@ -109,3 +109,4 @@ pub async fn fresh_kms_key() -> (aws_sdk_kms::Client, String) {
         .expect("CreateKey returns key metadata");
     (client, key_id)
 }
+pub mod fake_twilio;

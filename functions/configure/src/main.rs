@@ -1,0 +1,7 @@
+//! `configure`: connect and check the workspace's Twilio account, and assign
+//! numbers to agents (`PUT`/`GET /workspace/twilio`, `/workspace/numbers`).
+
+#[tokio::main]
+async fn main() -> Result<(), switchboard::lambda::Error> {
+    switchboard::lambda::run("configure").await
+}
