@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use bytes::Bytes;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
-use switchboard::calls::{CallSession, Direction, TimelineEvent, Timestamp};
+use switchboard::calls::{CallSession, CallState, Direction, TimelineEvent, Timestamp};
 use switchboard::ids::{AccountSid, CallId, CallSid, MessageSid, RecordingSid, WorkspaceId};
 use switchboard::messages::Message;
 use switchboard::phone::E164;
@@ -245,7 +245,7 @@ async fn dynamodb_cursors_do_not_cross_workspaces_and_garbage_is_refused() {
             },
         )
         .await;
-    assert!(matches!(foreign, Err(StoreError::NotFound(_))), "{foreign:?}");
+    assert!(matches!(foreign, Err(StoreError::InvalidCursor(_))), "{foreign:?}");
     let wrong_listing = store
         .list_messages(
             &acme,
@@ -257,7 +257,7 @@ async fn dynamodb_cursors_do_not_cross_workspaces_and_garbage_is_refused() {
         )
         .await;
     assert!(
-        matches!(wrong_listing, Err(StoreError::NotFound(_))),
+        matches!(wrong_listing, Err(StoreError::InvalidCursor(_))),
         "{wrong_listing:?}"
     );
     let garbage = store
@@ -270,7 +270,61 @@ async fn dynamodb_cursors_do_not_cross_workspaces_and_garbage_is_refused() {
             },
         )
         .await;
-    assert!(matches!(garbage, Err(StoreError::NotFound(_))), "{garbage:?}");
+    assert!(matches!(garbage, Err(StoreError::InvalidCursor(_))), "{garbage:?}");
+}
+
+/// The conditions on `reached` compare strings: the stored times must be the
+/// fixed-width form, whatever precision a report came with.
+#[tokio::test]
+async fn dynamodb_reached_times_are_stored_fixed_width_and_kept_earliest() {
+    let (client, table) = support::fresh_table().await;
+    let store = DynamoStore::new(client.clone(), table.clone());
+    let acme = ws("acme");
+    let at = |raw: &str| Timestamp::parse_rfc3339(raw).unwrap();
+    let session = CallSession::new(
+        acme.clone(),
+        Direction::Outbound,
+        None,
+        "+1".into(),
+        "+2".into(),
+        at("2024-05-06T07:08:00Z"),
+    );
+    store.create_call(&session).await.unwrap();
+    // A whole second, then a time just before it ("…09Z" would sort after
+    // "…08.999Z" as text only if the fraction were dropped), then later ones.
+    for (state, raw) in [
+        (CallState::Ringing, "2024-05-06T07:08:09Z"),
+        (CallState::Ringing, "2024-05-06T07:08:08.999Z"),
+        (CallState::Ringing, "2024-05-06T07:08:09.5Z"),
+        (CallState::InProgress, "2024-05-06T07:08:10.25+00:00"),
+        (CallState::Dialing, "2024-05-06T07:08:01Z"),
+        (CallState::Dialing, "2024-05-06T07:08:01.000000001Z"),
+    ] {
+        store.advance_call(&acme, &session.id, state, at(raw)).await.unwrap();
+    }
+
+    let items = scan(&client, &table).await;
+    let call = items
+        .iter()
+        .find(|item| key_of(item).1 == format!("CALL#{}", session.id))
+        .expect("the session item");
+    let reached: HashMap<&str, &str> = call["reached"]
+        .as_m()
+        .unwrap()
+        .iter()
+        .map(|(state, time)| (state.as_str(), time.as_s().unwrap().as_str()))
+        .collect();
+    assert_eq!(
+        reached,
+        HashMap::from([
+            ("created", "2024-05-06T07:08:00.000Z"),
+            ("dialing", "2024-05-06T07:08:01.000Z"),
+            ("ringing", "2024-05-06T07:08:08.999Z"),
+            ("in-progress", "2024-05-06T07:08:10.250Z"),
+        ])
+    );
+    assert_eq!(call["state"].as_s().unwrap(), "in-progress");
+    assert_eq!(call["rank"].as_n().unwrap(), "3");
 }
 
 #[tokio::test]

@@ -809,7 +809,7 @@ async fn client_lists_numbers_across_pages_and_repoints_one() {
     let sid = PhoneNumberSid::parse(&sids[0]).unwrap();
     assert!(!wanted.matches(&client.fetch_incoming_number(&sid).await.unwrap()));
 
-    let number = client.update_incoming_number(&sid, &wanted).await.unwrap();
+    let number = client.update_incoming_number(&sid, &wanted, true).await.unwrap();
     assert!(wanted.matches(&number), "{number:?}");
     assert_eq!(number.voice_application_sid, None);
     assert_eq!(fake.numbers()[0].voice_application_sid, None);
@@ -819,7 +819,7 @@ async fn client_lists_numbers_across_pages_and_repoints_one() {
     fake.set_number_hooks(&sids[0], "https://elsewhere.example/v", "", "");
     assert!(!wanted.matches(&client.fetch_incoming_number(&sid).await.unwrap()));
     let cleared = client
-        .update_incoming_number(&sid, &NumberWebhooks::cleared())
+        .update_incoming_number(&sid, &NumberWebhooks::cleared(), false)
         .await
         .unwrap();
     assert!(NumberWebhooks::cleared().matches(&cleared));

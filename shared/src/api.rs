@@ -187,6 +187,7 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::InvalidCursor(detail) => Self::BadRequest(detail),
             StoreError::Conflict(message) => Self::Conflict {
                 code: "conflict",
                 message,

@@ -18,6 +18,7 @@ use crate::auth::Agent;
 use crate::ids::{AccountSid, ApplicationSid, PhoneNumberSid, WorkspaceId};
 use crate::phone::E164;
 use crate::routes::{no_store, paths};
+use crate::secrets::SecretError;
 use crate::twilio::rest::{Application, IncomingNumber, NumberWebhooks, TwilioClient, TwilioError, VoiceWebhooks};
 use crate::workspace::{ApiKey, PhoneNumber, TwilioAccount, Workspace};
 
@@ -340,7 +341,11 @@ async fn wire_number(twilio: &TwilioClient, number: &IncomingNumber, wanted: &Nu
     if wanted.matches(number) {
         return ResourceReport::number(number, Outcome::Unchanged);
     }
-    if let Err(error) = twilio.update_incoming_number(&number.sid, wanted).await {
+    let has_application = number.voice_application_sid.as_deref().is_some_and(|s| !s.is_empty());
+    if let Err(error) = twilio
+        .update_incoming_number(&number.sid, wanted, has_application)
+        .await
+    {
         return ResourceReport::number(number, Outcome::Failed).failed(error);
     }
     match twilio.fetch_incoming_number(&number.sid).await {
@@ -405,7 +410,7 @@ pub async fn check(app: &App, agent: Agent, _request: Request) -> Result<Respons
 }
 
 /// A client with the workspace's own stored credentials.
-pub async fn client_for(app: &App, ws: &WorkspaceId, twilio: &TwilioAccount) -> Result<TwilioClient, ApiError> {
+pub async fn client_for(app: &App, ws: &WorkspaceId, twilio: &TwilioAccount) -> Result<TwilioClient, SecretError> {
     let auth_token = app.secrets.open(ws, &twilio.auth_token).await?;
     Ok(TwilioClient::with_auth_token(
         app.http.clone(),
@@ -537,7 +542,7 @@ async fn clear_number(client: &TwilioClient, sid: &PhoneNumberSid, number: &E164
         ..ResourceReport::new(Kind::PhoneNumber, sid, Outcome::Cleared)
     };
     let cleared = NumberWebhooks::cleared();
-    match client.update_incoming_number(sid, &cleared).await {
+    match client.update_incoming_number(sid, &cleared, false).await {
         Ok(current) if cleared.matches(&current) => report,
         Ok(_) => report.failed("Twilio did not keep the emptied URLs"),
         // Released from the account: nothing left to point away.

@@ -47,6 +47,8 @@ pub mod paths {
     pub const AGENT_TWIML: &str = "/twilio/voice/agent";
     /// The numbers' Voice URL: calls from the outside world.
     pub const INBOUND_TWIML: &str = "/twilio/voice/inbound";
+    /// Where an inbound call goes when the agents' `<Dial>` ends.
+    pub const VOICEMAIL_TWIML: &str = "/twilio/voice/voicemail";
     /// The customer leg of an outbound call.
     pub const CUSTOMER_TWIML: &str = "/twilio/voice/customer";
     /// Call progress and conference events.
@@ -108,6 +110,87 @@ pub static ROUTES: &[Route] = &[
         function: "configure",
         summary: "set which agents ring for a number and may call from it",
         handler: Handler::Admin(|app, agent, request| Box::pin(crate::numbers::assign(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls",
+        function: "outbound-call",
+        summary: "start an outbound call: a session the agent's browser then connects to",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::outbound::place(app, agent, request))),
+    },
+    Route {
+        method: Method::GET,
+        path: "/calls",
+        function: "calls",
+        summary: "the call log, newest first",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::list(app, agent, request))),
+    },
+    Route {
+        method: Method::GET,
+        path: "/calls/{callId}",
+        function: "calls",
+        summary: "one call with its timeline",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::get(app, agent, request))),
+    },
+    Route {
+        method: Method::PATCH,
+        path: "/calls/{callId}",
+        function: "calls",
+        summary: "notes and disposition",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::annotate(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/hold",
+        function: "calls",
+        summary: "put the customer on hold, or back",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::hold(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/hangup",
+        function: "calls",
+        summary: "end the call for everyone",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::hangup(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::AGENT_TWIML,
+        function: "agent-twiml",
+        summary: "TwiML App Voice URL: the agent's browser joins the call's conference",
+        handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::agent(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::CUSTOMER_TWIML,
+        function: "customer-twiml",
+        summary: "the answering customer joins the conference",
+        handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::customer(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::INBOUND_TWIML,
+        function: "inbound-twiml",
+        summary: "numbers' Voice URL: ring the number's agents",
+        handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::inbound(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::VOICEMAIL_TWIML,
+        function: "inbound-twiml",
+        summary: "after the agents rang: hang up, or take a voicemail",
+        handler: Handler::TwilioVoice(|app, hook, request| {
+            Box::pin(crate::calls::voice::after_ringing(app, hook, request))
+        }),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::STATUS_CALLBACK,
+        function: "status-callback",
+        summary: "numbers' and TwiML App's status callback: call progress and conference events",
+        handler: Handler::TwilioCallback(|app, hook, request| {
+            Box::pin(crate::calls::status::callback(app, hook, request))
+        }),
     },
 ];
 
@@ -265,16 +348,20 @@ fn voice_error(error: WebhookError) -> Response {
     response
 }
 
+/// Callbacks answer failures with an empty TwiML document and a status that
+/// says what went wrong (Twilio's debugger shows it).
 fn callback_error(error: WebhookError) -> Response {
     log_webhook_error(&error);
-    let api_error = match error {
-        WebhookError::Forbidden => ApiError::Forbidden(error.to_string()),
-        WebhookError::NotFound(what) => ApiError::NotFound(what),
-        WebhookError::BadRequest(what) => ApiError::BadRequest(what),
-        WebhookError::Unavailable(what) => ApiError::Unavailable(what),
-        WebhookError::Internal(what) => ApiError::Internal(what),
+    let status = match error {
+        WebhookError::Forbidden => StatusCode::FORBIDDEN,
+        WebhookError::NotFound(_) => StatusCode::NOT_FOUND,
+        WebhookError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        WebhookError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        WebhookError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    api_error.into_response()
+    let mut response = api::xml_response(twiml::Response::new().to_xml());
+    *response.status_mut() = status;
+    response
 }
 
 fn log_webhook_error(error: &WebhookError) {

@@ -28,6 +28,11 @@ pub enum StoreError {
     Conflict(String),
     #[error("not found: {0}")]
     NotFound(String),
+    /// A listing was given a paging cursor that is not one of ours for it:
+    /// garbage, tampered with, or issued for another workspace or listing.
+    /// The client's mistake, not a missing page.
+    #[error("invalid cursor: {0}")]
+    InvalidCursor(String),
     /// The backend failed or could not be reached; the operation may be retried.
     #[error("storage unavailable: {0}")]
     Unavailable(String),
@@ -99,9 +104,27 @@ pub trait CallStore: Send + Sync {
 
     async fn get_call(&self, workspace: &WorkspaceId, id: &CallId) -> Result<Option<CallSession>, StoreError>;
 
-    /// Moves the session forward to `state` if that is forward (conditional
-    /// write, never read-then-write), and records `at` as the first time `state`
-    /// was reached unless one is recorded. `NotFound` if there is no session.
+    /// Applies one report "the call was in `state` at `at`" (Twilio delivers
+    /// them at least once, in any order), so that the stored session ends up
+    /// the same whatever order, and however many duplicates, the reports
+    /// arrive in:
+    ///
+    /// - `state` moves forward only: the session takes `state` if its rank is
+    ///   higher than the current one's (`CallState::can_advance_to`), with one
+    ///   conditional write, never read-then-write. Terminal states share the
+    ///   top rank, so none is ever overwritten. Returns `Moved { from }` if it
+    ///   moved, `Unchanged { current }` otherwise (a duplicate, a late report).
+    /// - `reached[state]` keeps the earliest `at` ever reported for `state`,
+    ///   whether or not the state moved: a late `ringing` after `in-progress`
+    ///   still records when it rang if nothing is recorded, and a report with
+    ///   an earlier `at` replaces a later one. A report that changes neither
+    ///   (a duplicate with the same or a later `at`) is a no-op. The `created`
+    ///   time set at creation is kept unless a report names an earlier one.
+    ///
+    /// Only `state` depends on order, and only when reports name two
+    /// different terminal states (the first to arrive stays).
+    ///
+    /// `NotFound` if there is no session; nothing is written then.
     async fn advance_call(
         &self,
         workspace: &WorkspaceId,
@@ -135,7 +158,8 @@ pub trait CallStore: Send + Sync {
     /// The timeline, oldest first.
     async fn timeline(&self, workspace: &WorkspaceId, id: &CallId) -> Result<Vec<TimelineEvent>, StoreError>;
 
-    /// Sessions newest first.
+    /// Sessions newest first. `InvalidCursor` if `query.cursor` is not a
+    /// cursor this listing could have handed out.
     async fn list_calls(&self, workspace: &WorkspaceId, query: &CallQuery) -> Result<Page<CallSession>, StoreError>;
 
     /// Remembers which session a Twilio call leg belongs to (first link wins).
@@ -161,7 +185,8 @@ pub trait MessageStore: Send + Sync {
 
     async fn get_message(&self, workspace: &WorkspaceId, sid: &MessageSid) -> Result<Option<Message>, StoreError>;
 
-    /// Messages newest first.
+    /// Messages newest first. `InvalidCursor` if `query.cursor` is not a
+    /// cursor this listing could have handed out.
     async fn list_messages(&self, workspace: &WorkspaceId, query: &MessageQuery) -> Result<Page<Message>, StoreError>;
 
     /// Sets the delivery status. `NotFound` if there is no such message.

@@ -63,6 +63,7 @@ impl From<StoreError> for WebhookError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::InvalidCursor(detail) => Self::BadRequest(detail),
             StoreError::Conflict(message) => Self::BadRequest(message),
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
             StoreError::Corrupt(detail) => Self::Internal(detail),

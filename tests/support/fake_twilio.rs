@@ -194,6 +194,26 @@ impl FakeTwilio {
         conference.participants.push(Participant::new(call_sid));
     }
 
+    /// A call Twilio started on its own (a browser's leg, an inbound caller),
+    /// already `in-progress`; its `CA` SID.
+    pub fn add_call(&self, from: &str, to: &str) -> String {
+        let mut state = self.lock();
+        let call = Call {
+            sid: state.new_sid("CA"),
+            account_sid: state.primary.clone(),
+            to: to.to_owned(),
+            from: from.to_owned(),
+            status: "in-progress".into(),
+            form: Vec::new(),
+            updates: Vec::new(),
+            date_created: now(),
+            date_updated: now(),
+        };
+        let sid = call.sid.clone();
+        state.calls.push(call);
+        sid
+    }
+
     /// A call moves on (`ringing`, `in-progress`, …). Panics on an unknown call.
     pub fn set_call_status(&self, sid: &str, status: &str) {
         let mut state = self.lock();
@@ -243,8 +263,15 @@ impl FakeTwilio {
     }
 
     /// The form of every call created, in order, repeated names included.
+    /// The form of every call placed through `Calls.json` (not those added
+    /// with `add_call`, which Twilio started on its own).
     pub fn calls_created(&self) -> Vec<Vec<(String, String)>> {
-        self.lock().calls.iter().map(|c| c.form.clone()).collect()
+        self.lock()
+            .calls
+            .iter()
+            .filter(|c| !c.form.is_empty())
+            .map(|c| c.form.clone())
+            .collect()
     }
 
     /// Every request received, in order (failed and faulted ones too).

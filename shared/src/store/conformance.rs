@@ -42,6 +42,7 @@ pub async fn run_all<S: Store + ?Sized>(store: &S) {
     update_number(store).await;
     create_and_get_call(store).await;
     advance_call(store).await;
+    advance_call_in_any_order(store).await;
     update_call(store).await;
     claim_step(store).await;
     timeline(store).await;
@@ -343,66 +344,121 @@ pub async fn advance_call<S: Store + ?Sized>(store: &S) {
     let created_at = session.created_at;
     create(store, &session).await;
     let id = &session.id;
+    // Times handed out in order, used out of order below, as Twilio delivers.
+    let t: Vec<Timestamp> = (0..10).map(|_| clock.later()).collect();
+    let reached = |stored: &CallSession, state: CallState| stored.reached.get(&state).copied();
 
-    let t_dialing = clock.later();
     assert_eq!(
-        advance(store, &ws, id, Dialing, t_dialing).await,
-        Advance::Moved { from: Created }
+        advance(store, &ws, id, Ringing, t[3]).await,
+        Advance::Moved { from: Created },
+        "states may be skipped"
     );
-    let duplicate_at = clock.later();
     assert_eq!(
-        advance(store, &ws, id, Dialing, duplicate_at).await,
-        Advance::Unchanged { current: Dialing },
+        advance(store, &ws, id, Ringing, t[3]).await,
+        Advance::Unchanged { current: Ringing },
         "a duplicate is a no-op"
     );
-    let t_ringing = clock.later();
     assert_eq!(
-        advance(store, &ws, id, Ringing, t_ringing).await,
-        Advance::Moved { from: Dialing }
+        advance(store, &ws, id, Ringing, t[5]).await,
+        Advance::Unchanged { current: Ringing },
+        "so is a duplicate with a later time"
     );
-    let t_answered = clock.later();
+    let stored = get_call(store, &ws, id).await.expect("the session exists");
     assert_eq!(
-        advance(store, &ws, id, InProgress, t_answered).await,
+        reached(&stored, Ringing),
+        Some(t[3]),
+        "a later duplicate keeps the earlier time"
+    );
+
+    assert_eq!(
+        advance(store, &ws, id, Ringing, t[2]).await,
+        Advance::Unchanged { current: Ringing },
+        "a duplicate with an earlier time does not move the state"
+    );
+    let stored = get_call(store, &ws, id).await.expect("the session exists");
+    assert_eq!(
+        reached(&stored, Ringing),
+        Some(t[2]),
+        "but its earlier time replaces the later one"
+    );
+
+    assert_eq!(
+        advance(store, &ws, id, InProgress, t[6]).await,
         Advance::Moved { from: Ringing }
     );
     assert_eq!(
-        advance(store, &ws, id, Ringing, clock.later()).await,
+        advance(store, &ws, id, Dialing, t[4]).await,
         Advance::Unchanged { current: InProgress },
-        "a late ringing never moves an in-progress call back"
+        "a late dialing never moves an in-progress call back"
+    );
+    let stored = get_call(store, &ws, id).await.expect("the session exists");
+    assert_eq!(stored.state, InProgress);
+    assert_eq!(
+        reached(&stored, Dialing),
+        Some(t[4]),
+        "but the time it reports is recorded when none is"
     );
     assert_eq!(
-        advance(store, &ws, id, Dialing, clock.later()).await,
-        Advance::Unchanged { current: InProgress },
-        "nor does a late dialing"
+        advance(store, &ws, id, Dialing, t[1]).await,
+        Advance::Unchanged { current: InProgress }
     );
-    let t_completed = clock.later();
     assert_eq!(
-        advance(store, &ws, id, Completed, t_completed).await,
+        advance(store, &ws, id, Ringing, t[7]).await,
+        Advance::Unchanged { current: InProgress },
+        "nor does a late ringing"
+    );
+
+    assert_eq!(
+        advance(store, &ws, id, Completed, t[9]).await,
         Advance::Moved { from: InProgress }
     );
-    for terminal in [Failed, Busy, NoAnswer, Canceled, Abandoned, Completed] {
+    assert_eq!(
+        advance(store, &ws, id, Completed, t[8]).await,
+        Advance::Unchanged { current: Completed },
+        "a terminal state's earlier duplicate"
+    );
+    let mut others = BTreeMap::new();
+    for terminal in [Failed, Busy, NoAnswer, Canceled, Abandoned] {
+        let at = clock.later();
+        others.insert(terminal, at);
         assert_eq!(
-            advance(store, &ws, id, terminal, clock.later()).await,
+            advance(store, &ws, id, terminal, at).await,
             Advance::Unchanged { current: Completed },
             "a terminal state is never overwritten (tried {terminal:?})"
         );
     }
+    assert_eq!(
+        advance(store, &ws, id, Created, t[0]).await,
+        Advance::Unchanged { current: Completed },
+        "a report of `created` after creation"
+    );
 
     let stored = get_call(store, &ws, id).await.expect("the session exists");
     assert_eq!(stored.state, Completed);
-    let expected = BTreeMap::from([
+    let mut expected = BTreeMap::from([
         (Created, created_at),
-        (Dialing, t_dialing),
-        (Ringing, t_ringing),
-        (InProgress, t_answered),
-        (Completed, t_completed),
+        (Dialing, t[1]),
+        (Ringing, t[2]),
+        (InProgress, t[6]),
+        (Completed, t[8]),
     ]);
+    expected.extend(others);
     assert_eq!(
         stored.reached, expected,
-        "the first moment each state was reached is kept, and only those"
+        "each reported state keeps the earliest time reported for it, whether or not the state moved \
+         (the creation time stays: it is the earliest)"
+    );
+    assert_eq!(
+        stored,
+        CallSession {
+            state: Completed,
+            reached: expected,
+            ..session
+        },
+        "advance_call touches nothing but `state` and `reached`"
     );
 
-    // States may be skipped: created straight to a terminal state.
+    // Straight to a terminal state; a later report cannot revive the call.
     let skipped = clock.session(&ws, Direction::Inbound, None);
     create(store, &skipped).await;
     let t_abandoned = clock.later();
@@ -410,20 +466,157 @@ pub async fn advance_call<S: Store + ?Sized>(store: &S) {
         advance(store, &ws, &skipped.id, Abandoned, t_abandoned).await,
         Advance::Moved { from: Created }
     );
+    let t_late = clock.later();
     assert_eq!(
-        advance(store, &ws, &skipped.id, InProgress, clock.later()).await,
+        advance(store, &ws, &skipped.id, InProgress, t_late).await,
         Advance::Unchanged { current: Abandoned }
     );
     let stored = get_call(store, &ws, &skipped.id).await.expect("the session exists");
     assert_eq!(stored.state, Abandoned);
-    assert_eq!(stored.reached.get(&Abandoned), Some(&t_abandoned));
+    assert_eq!(
+        stored.reached,
+        BTreeMap::from([
+            (Created, skipped.created_at),
+            (InProgress, t_late),
+            (Abandoned, t_abandoned),
+        ])
+    );
 
-    let missing = store
-        .advance_call(&ws, &CallId::generate(), Ringing, clock.later())
-        .await;
+    let missing_id = CallId::generate();
+    let missing = store.advance_call(&ws, &missing_id, Ringing, clock.later()).await;
     assert!(
         matches!(missing, Err(StoreError::NotFound(_))),
         "advancing a missing session must be NotFound, got {missing:?}"
+    );
+    assert_eq!(
+        get_call(store, &ws, &missing_id).await,
+        None,
+        "advancing a missing session creates nothing"
+    );
+}
+
+/// How many sessions `advance_call_in_any_order` replays the reports on.
+const ORDERS: u64 = 8;
+
+/// One call's status reports, with duplicates (same and different times),
+/// replayed in several orders, one after the other and all at once: every
+/// replay ends in the same session. Each order is a seeded shuffle, so a
+/// failure names the seed that replays it.
+pub async fn advance_call_in_any_order<S: Store + ?Sized>(store: &S) {
+    use CallState::*;
+
+    let ws = fresh_workspace("ord");
+    let mut clock = Clock::new();
+    let created_at = clock.later();
+    let t: Vec<Timestamp> = (0..10).map(|_| clock.later()).collect();
+    let reports = [
+        (Created, t[0]),
+        (Dialing, t[1]),
+        (Dialing, t[1]),
+        (Dialing, t[3]),
+        (Ringing, t[4]),
+        (Ringing, t[2]),
+        (Ringing, t[2]),
+        (InProgress, t[7]),
+        (InProgress, t[5]),
+        (Completed, t[8]),
+        (Completed, t[6]),
+        (Completed, t[9]),
+        (Completed, t[8]),
+    ];
+    let expected_reached = BTreeMap::from([
+        (Created, created_at),
+        (Dialing, t[1]),
+        (Ringing, t[2]),
+        (InProgress, t[5]),
+        (Completed, t[6]),
+    ]);
+    // Sessions alike but for their ids, all created at the same moment.
+    let mut fresh_session = || {
+        let mut session = clock.session(&ws, Direction::Outbound, Some(agent("alice")));
+        session.created_at = created_at;
+        session.reached = BTreeMap::from([(Created, created_at)]);
+        session
+    };
+    let same_but_id = |stored: CallSession, like: &CallSession| CallSession {
+        id: like.id.clone(),
+        conference: like.conference.clone(),
+        ..stored
+    };
+
+    let mut first: Option<CallSession> = None;
+    for seed in 0..ORDERS {
+        let order = match seed {
+            0 => reports.to_vec(),
+            1 => reports.iter().rev().copied().collect(),
+            _ => shuffled(&reports, seed),
+        };
+        let session = fresh_session();
+        create(store, &session).await;
+        // What each report must answer follows from the order alone.
+        let mut current = Created;
+        for (state, at) in &order {
+            let expected = if current.can_advance_to(*state) {
+                let from = current;
+                current = *state;
+                Advance::Moved { from }
+            } else {
+                Advance::Unchanged { current }
+            };
+            assert_eq!(
+                advance(store, &ws, &session.id, *state, *at).await,
+                expected,
+                "order {seed}: reporting {state:?} at {at:?} (order {order:?})"
+            );
+        }
+        let stored = get_call(store, &ws, &session.id).await.expect("the session exists");
+        assert_eq!(stored.state, Completed, "order {seed}: {order:?}");
+        assert_eq!(
+            stored.reached, expected_reached,
+            "order {seed}: the earliest time reported for each state, whatever the order ({order:?})"
+        );
+        match &first {
+            None => first = Some(stored),
+            Some(first) => assert_eq!(
+                &same_but_id(stored, first),
+                first,
+                "order {seed} ends in another session than order 0 ({order:?})"
+            ),
+        }
+    }
+    let first = first.expect("at least one order ran");
+
+    // Every report at once, racing.
+    let session = fresh_session();
+    create(store, &session).await;
+    let results = join_all(
+        reports
+            .iter()
+            .map(|(state, at)| store.advance_call(&ws, &session.id, *state, *at)),
+    )
+    .await;
+    let mut completed_moves = 0;
+    for ((state, at), result) in reports.iter().zip(results) {
+        match result.expect("advance_call") {
+            Advance::Moved { from } => {
+                assert!(from.can_advance_to(*state), "racing: moved from {from:?} to {state:?}");
+                completed_moves += usize::from(*state == Completed);
+            }
+            Advance::Unchanged { current } => assert!(
+                !current.can_advance_to(*state),
+                "racing: {state:?} at {at:?} left unchanged at {current:?}, which is behind it"
+            ),
+        }
+    }
+    assert_eq!(
+        completed_moves, 1,
+        "racing: exactly one of the `completed` reports moves the call"
+    );
+    let stored = get_call(store, &ws, &session.id).await.expect("the session exists");
+    assert_eq!(
+        same_but_id(stored, &first),
+        first,
+        "racing reports end in the same session as any order"
     );
 }
 
@@ -453,6 +646,7 @@ pub async fn update_call<S: Store + ?Sized>(store: &S) {
         duration_seconds: Some(7),
         notes: Some("second notes".into()),
         disposition: Some("sale".into()),
+        ..CallUpdate::default()
     };
     store.update_call(&ws, id, &second).await.expect("update_call");
 
@@ -468,6 +662,23 @@ pub async fn update_call<S: Store + ?Sized>(store: &S) {
         Some(agent_leg),
         "agent_call_sid: the first value wins"
     );
+    assert_eq!(stored.agent, Some(agent("alice")), "the placing agent stays");
+
+    // An inbound call learns who answered it, once.
+    let inbound = clock.session(&ws, Direction::Inbound, None);
+    create(store, &inbound).await;
+    for who in ["bob", "carol"] {
+        let answered = CallUpdate {
+            agent: Some(agent(who)),
+            ..CallUpdate::default()
+        };
+        store
+            .update_call(&ws, &inbound.id, &answered)
+            .await
+            .expect("update_call");
+    }
+    let answered = get_call(store, &ws, &inbound.id).await.expect("the session exists");
+    assert_eq!(answered.agent, Some(agent("bob")), "agent: the first value wins");
     assert_eq!(
         stored.customer_call_sid,
         Some(customer_leg),
@@ -738,8 +949,8 @@ pub async fn list_calls<S: Store + ?Sized>(store: &S) {
     };
     let result = store.list_calls(&ws, &garbage).await;
     assert!(
-        matches!(result, Err(StoreError::NotFound(_))),
-        "a cursor that is not one of ours names no page (NotFound), got {result:?}"
+        matches!(result, Err(StoreError::InvalidCursor(_))),
+        "a cursor that is not one of ours is InvalidCursor, got {result:?}"
     );
 
     let empty = fresh_workspace("list");
@@ -995,8 +1206,8 @@ pub async fn list_messages<S: Store + ?Sized>(store: &S) {
     };
     let result = store.list_messages(&ws, &garbage).await;
     assert!(
-        matches!(result, Err(StoreError::NotFound(_))),
-        "a cursor that is not one of ours names no page (NotFound), got {result:?}"
+        matches!(result, Err(StoreError::InvalidCursor(_))),
+        "a cursor that is not one of ours is InvalidCursor, got {result:?}"
     );
 }
 
@@ -1300,6 +1511,25 @@ fn event(key: &str, at: Timestamp, kind: &str) -> TimelineEvent {
     }
 }
 
+/// `items` in an order picked by `seed` (Fisher-Yates driven by xorshift64*):
+/// the same seed gives the same order on every run and platform.
+fn shuffled<T: Clone>(items: &[T], seed: u64) -> Vec<T> {
+    let mut state = seed.wrapping_add(1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut next = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    };
+    let mut items = items.to_vec();
+    for i in (1..items.len()).rev() {
+        let bound = u64::try_from(i + 1).expect("a small slice");
+        let j = usize::try_from(next() % bound).expect("below the slice length");
+        items.swap(i, j);
+    }
+    items
+}
+
 fn sorted(mut numbers: Vec<PhoneNumber>) -> Vec<PhoneNumber> {
     numbers.sort_by(|a, b| a.number.cmp(&b.number));
     numbers
@@ -1323,7 +1553,7 @@ impl Clock {
     fn later(&mut self) -> Timestamp {
         self.ms += 1000;
         let nanos = i128::from(self.ms) * 1_000_000;
-        Timestamp(OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("a representable time"))
+        Timestamp::from_datetime(OffsetDateTime::from_unix_timestamp_nanos(nanos).expect("a representable time"))
     }
 
     fn session(&mut self, ws: &WorkspaceId, direction: Direction, agent: Option<AgentId>) -> CallSession {

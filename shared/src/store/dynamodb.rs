@@ -32,8 +32,12 @@
 //!
 //! Paging cursors are base64url of `<workspace id>\n<sort key of the last item
 //! returned>`. A cursor that does not decode, names another workspace, or
-//! points outside the listing is answered with `StoreError::NotFound` ("no
-//! such page here"), never by silently starting over.
+//! points outside the listing is answered with `StoreError::InvalidCursor`,
+//! never by silently starting over.
+//!
+//! A call session's `reached` map holds each time in `Timestamp`'s serde
+//! form, RFC 3339 with exactly three fraction digits: fixed width, so the
+//! condition `reached.#s > :at` compares times by comparing strings.
 //!
 //! All reads are strongly consistent. Every state change is one conditional
 //! write (or one transaction), never read-then-write; the reads that do come
@@ -132,14 +136,20 @@ mod keys {
         format!("IDEMPOTENCY#{}", hex::encode(Sha256::digest(key.as_bytes())))
     }
 
-    /// RFC 3339 with a fixed nine-digit fraction, so text order is time order
-    /// (plain RFC 3339 drops a zero fraction, and `Z` sorts after `.`).
+    /// RFC 3339 with a fixed nine-digit fraction, so text order is time order.
+    /// (Kept at nine digits though times are whole milliseconds now, so that
+    /// keys written before sort with new ones.)
     fn sortable_time(at: &Timestamp) -> Result<String, StoreError> {
         let format =
             time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
-        at.0.to_offset(time::UtcOffset::UTC)
+        let unsortable = |err: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("time {} has no sortable form: {err}", at.rfc3339()))
+        };
+        // `Timestamp` gives its sub-second part only through its RFC 3339 form.
+        time::OffsetDateTime::parse(&at.rfc3339(), &time::format_description::well_known::Rfc3339)
+            .map_err(|err| unsortable(&err))?
             .format(&format)
-            .map_err(|err| StoreError::Corrupt(format!("time {} has no sortable form: {err}", at.rfc3339())))
+            .map_err(|err| unsortable(&err))
     }
 }
 
@@ -294,6 +304,22 @@ fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
+/// A time as an attribute: exactly what serde writes for it inside items
+/// (`Timestamp`'s fixed-width RFC 3339), so stored times and times in
+/// conditions compare as strings in time order.
+fn time_attr(at: &Timestamp) -> Result<AttributeValue, StoreError> {
+    serde_dynamo::to_attribute_value(at).map_err(|err| StoreError::Corrupt(format!("time {at:?}: {err}")))
+}
+
+/// The time stored at `reached.<state>` in a session item, if any.
+fn reached_attr(item: &Item, state: CallState) -> Option<&str> {
+    item.get("reached")
+        .and_then(|r| r.as_m().ok())
+        .and_then(|r| r.get(state.as_str()))
+        .and_then(|t| t.as_s().ok())
+        .map(String::as_str)
+}
+
 fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
@@ -363,7 +389,7 @@ fn encode_cursor(ws: &WorkspaceId, sk: &str) -> String {
 
 /// The sort key a cursor resumes after, if it is one of ours for this listing.
 fn decode_cursor(ws: &WorkspaceId, cursor: &str, prefix: &str) -> Result<String, StoreError> {
-    let invalid = || StoreError::NotFound("page: the cursor is not valid for this listing".into());
+    let invalid = || StoreError::InvalidCursor("the cursor is not valid for this listing".into());
     let raw = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
     let text = String::from_utf8(raw).map_err(|_| invalid())?;
     let (owner, sk) = text.split_once('\n').ok_or_else(invalid)?;
@@ -942,6 +968,43 @@ impl NumberStore for DynamoStore {
 // ---------------------------------------------------------------------------
 // Call sessions
 
+impl DynamoStore {
+    /// Sets `reached.<state>` to `at` if the session has no time for `state`
+    /// or a later one. A failed condition means an earlier time is kept (or
+    /// the session is gone): either way there is nothing to do.
+    async fn record_earlier(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        state: CallState,
+        at: AttributeValue,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::workspace(workspace), keys::call(id))))
+            .update_expression("SET #reached.#st = :at")
+            // `attribute_exists(#pk)`: never create a session from a report.
+            .condition_expression(
+                "attribute_exists(#pk) AND (attribute_not_exists(#reached.#st) OR #reached.#st > :at)",
+            )
+            .set_expression_attribute_names(Some(names([
+                ("#pk", PK),
+                ("#reached", "reached"),
+                ("#st", state.as_str()),
+            ])))
+            .set_expression_attribute_values(Some(values([(":at", at)])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failed(&err) => Ok(()),
+            Err(err) => Err(unavailable("UpdateItem", &err)),
+        }
+    }
+}
+
 #[async_trait]
 impl CallStore for DynamoStore {
     async fn create_call(&self, session: &CallSession) -> Result<(), StoreError> {
@@ -974,9 +1037,14 @@ impl CallStore for DynamoStore {
             .transpose()
     }
 
-    /// One conditional update moves the state and records when it was
-    /// reached. If the condition fails, the item DynamoDB returns with the
-    /// failure tells the current state (or that there is no session).
+    /// Two conditional updates, neither after a read. The first moves the
+    /// state (`rank` below the new one's) and records `at` if nothing is
+    /// recorded for the state. If it moved, that was the record (a state not
+    /// yet reached has no time). If not, the item DynamoDB returns with the
+    /// failure tells the current state (or that there is no session) and
+    /// whether `at` is earlier than the time recorded; if so the second
+    /// update lowers it, on condition that it is still earlier (racing
+    /// reports each lower it only further).
     async fn advance_call(
         &self,
         workspace: &WorkspaceId,
@@ -984,6 +1052,8 @@ impl CallStore for DynamoStore {
         state: CallState,
         at: Timestamp,
     ) -> Result<Advance, StoreError> {
+        let at_attr = time_attr(&at)?;
+        let at_text = at_attr.as_s().cloned().unwrap_or_else(|_| at.rfc3339());
         let result = self
             .client
             .update_item()
@@ -1001,18 +1071,25 @@ impl CallStore for DynamoStore {
             .set_expression_attribute_values(Some(values([
                 (":state", s(state.as_str())),
                 (":rank", n(state.rank())),
-                (":at", s(at.rfc3339())),
+                (":at", at_attr.clone()),
             ])))
             .return_values(ReturnValue::UpdatedOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match result {
+        let later = |recorded: &str| recorded > at_text.as_str();
+        let (advance, lower) = match result {
             Ok(out) => {
                 let old = out.attributes.unwrap_or_default();
-                Ok(Advance::Moved {
-                    from: state_attr(&old)?,
-                })
+                // Only a session created with times for states it had not
+                // reached has one here, and `if_not_exists` kept it.
+                let lower = reached_attr(&old, state).is_some_and(later);
+                (
+                    Advance::Moved {
+                        from: state_attr(&old)?,
+                    },
+                    lower,
+                )
             }
             Err(err) if is_condition_failed(&err) => {
                 let returned = match err.as_service_error() {
@@ -1026,15 +1103,23 @@ impl CallStore for DynamoStore {
                     Some(item) => Some(item),
                     None => self.get_item(keys::workspace(workspace), keys::call(id)).await?,
                 };
-                match current {
-                    Some(item) => Ok(Advance::Unchanged {
+                let Some(item) = current else {
+                    return Err(StoreError::NotFound(format!("call session {id}")));
+                };
+                let lower = reached_attr(&item, state).is_none_or(later);
+                (
+                    Advance::Unchanged {
                         current: state_attr(&item)?,
-                    }),
-                    None => Err(StoreError::NotFound(format!("call session {id}"))),
-                }
+                    },
+                    lower,
+                )
             }
-            Err(err) => Err(unavailable("UpdateItem", &err)),
+            Err(err) => return Err(unavailable("UpdateItem", &err)),
+        };
+        if lower {
+            self.record_earlier(workspace, id, state, at_attr).await?;
         }
+        Ok(advance)
     }
 
     async fn update_call(&self, workspace: &WorkspaceId, id: &CallId, update: &CallUpdate) -> Result<(), StoreError> {
@@ -1049,6 +1134,7 @@ impl CallStore for DynamoStore {
                 sets.push(format!("#f{i} = if_not_exists(#f{i}, :f{i})"));
             }
         };
+        first_wins("agent", update.agent.as_ref().map(|v| s(v.as_str())), &mut sets);
         first_wins(
             "agentCallSid",
             update.agent_call_sid.as_ref().map(|v| s(v.as_str())),
@@ -1117,7 +1203,7 @@ impl CallStore for DynamoStore {
             .update_expression("SET #steps.#step = :at")
             .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#steps.#step)")
             .set_expression_attribute_names(Some(names([("#pk", PK), ("#steps", "steps"), ("#step", step)])))
-            .set_expression_attribute_values(Some(values([(":at", s(at.rfc3339()))])))
+            .set_expression_attribute_values(Some(values([(":at", time_attr(&at)?)])))
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -1478,15 +1564,15 @@ mod tests {
         );
         assert!(matches!(
             decode_cursor(&ws("acme-corp"), &cursor, "CALL#"),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::InvalidCursor(_))
         ));
         assert!(matches!(
             decode_cursor(&acme, &cursor, "MSG#"),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::InvalidCursor(_))
         ));
         assert!(matches!(
             decode_cursor(&acme, "!!garbage!!", "CALL#"),
-            Err(StoreError::NotFound(_))
+            Err(StoreError::InvalidCursor(_))
         ));
     }
 
@@ -1517,5 +1603,25 @@ mod tests {
         assert!(matches!(item.get("reached"), Some(AttributeValue::M(_))));
         assert!(matches!(item.get("steps"), Some(AttributeValue::M(_))));
         assert_eq!(from_item::<CallSession>(item).unwrap(), session);
+    }
+
+    #[test]
+    fn reached_times_are_stored_in_the_form_conditions_compare() {
+        let at = Timestamp::parse_rfc3339("2024-01-01T00:00:00Z").unwrap();
+        let mut session = CallSession::new(ws("acme"), Direction::Outbound, None, "+1".into(), "+2".into(), at);
+        session.reached.insert(CallState::Ringing, at.plus_seconds(1));
+        let item = to_item(&session, "WS#acme".into(), keys::call(&session.id)).unwrap();
+        assert_eq!(
+            reached_attr(&item, CallState::Created),
+            Some("2024-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            reached_attr(&item, CallState::Ringing),
+            Some("2024-01-01T00:00:01.000Z")
+        );
+        assert_eq!(reached_attr(&item, CallState::InProgress), None);
+        assert_eq!(time_attr(&at).unwrap(), s("2024-01-01T00:00:00.000Z"));
+        let (earlier, later) = (time_attr(&at).unwrap(), time_attr(&at.plus_seconds(1)).unwrap());
+        assert!(earlier.as_s().unwrap() < later.as_s().unwrap());
     }
 }

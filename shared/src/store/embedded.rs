@@ -334,13 +334,18 @@ impl CallStore for EmbeddedStore {
         state: CallState,
         at: Timestamp,
     ) -> Result<Advance, StoreError> {
+        // One write transaction: the state check, the earliest-time check and
+        // the write, so racing reports see each other whole.
         self.modify_call(workspace, id, move |session| {
+            let earlier = session.reached.get(&state).is_none_or(|recorded| at < *recorded);
+            if earlier {
+                session.reached.insert(state, at);
+            }
             if !session.state.can_advance_to(state) {
-                return (Advance::Unchanged { current: session.state }, false);
+                return (Advance::Unchanged { current: session.state }, earlier);
             }
             let from = session.state;
             session.state = state;
-            session.reached.entry(state).or_insert(at);
             (Advance::Moved { from }, true)
         })
         .await
@@ -350,6 +355,7 @@ impl CallStore for EmbeddedStore {
         let update = update.clone();
         self.modify_call(workspace, id, move |session| {
             // The first value Twilio gave wins for these.
+            fill(&mut session.agent, update.agent);
             fill(&mut session.agent_call_sid, update.agent_call_sid);
             fill(&mut session.customer_call_sid, update.customer_call_sid);
             fill(&mut session.conference_sid, update.conference_sid);
@@ -665,10 +671,19 @@ fn key_suffix(message: &Message) -> String {
 }
 
 /// Fixed-width hex that sorts like the time: the sign bit flipped makes two's
-/// complement order unsigned order.
+/// complement order unsigned order. (Nanoseconds, though times are whole
+/// milliseconds now: keys written before stay in order with new ones.)
 fn sortable_time(at: &Timestamp) -> String {
-    let nanos = at.0.unix_timestamp_nanos().cast_unsigned() ^ (1u128 << 127);
+    let nanos = unix_nanos(at).cast_unsigned() ^ (1u128 << 127);
     format!("{nanos:032x}")
+}
+
+/// `at` in nanoseconds since the epoch, through its RFC 3339 form (the one
+/// way `Timestamp` gives its sub-second part).
+fn unix_nanos(at: &Timestamp) -> i128 {
+    let whole = i128::from(at.unix_seconds()) * 1_000_000_000;
+    time::OffsetDateTime::parse(&at.rfc3339(), &time::format_description::well_known::Rfc3339)
+        .map_or(whole, time::OffsetDateTime::unix_timestamp_nanos)
 }
 
 fn expiry_key(expires_at_ms: u64, record_key: &str) -> String {
@@ -704,10 +719,10 @@ fn parse_cursor_id(cursor: &str, id: &str) -> Result<CallId, StoreError> {
     CallId::parse(id).map_err(|_| bad_cursor(cursor))
 }
 
-/// A cursor that is not one of ours names no page.
+/// A cursor that is not one of ours: the client's mistake.
 fn bad_cursor(cursor: &str) -> StoreError {
     let shown: String = cursor.chars().take(80).collect();
-    StoreError::NotFound(format!("no page at cursor {shown:?}"))
+    StoreError::InvalidCursor(format!("{shown:?} is not a cursor of this listing"))
 }
 
 type Strs = &'static str;
@@ -922,7 +937,10 @@ mod tests {
                 ..CallQuery::default()
             };
             let result = store.list_calls(&ws, &query).await;
-            assert!(matches!(result, Err(StoreError::NotFound(_))), "{cursor}: {result:?}");
+            assert!(
+                matches!(result, Err(StoreError::InvalidCursor(_))),
+                "{cursor}: {result:?}"
+            );
         }
         let query = MessageQuery {
             cursor: Some("xyz".into()),
@@ -930,7 +948,7 @@ mod tests {
             ..MessageQuery::default()
         };
         let result = store.list_messages(&ws, &query).await;
-        assert!(matches!(result, Err(StoreError::NotFound(_))), "{result:?}");
+        assert!(matches!(result, Err(StoreError::InvalidCursor(_))), "{result:?}");
     }
 
     #[tokio::test]
@@ -979,10 +997,23 @@ mod tests {
 
     #[test]
     fn sortable_times_sort_like_times() {
-        let at = |nanos: i128| Timestamp(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap());
-        let times = [-2_000_000_000_000_000_000, -1, 0, 1, 999, 1_700_000_000_000_000_000];
+        // Whole milliseconds: a `Timestamp` holds no finer time.
+        let at =
+            |nanos: i128| Timestamp::from_datetime(time::OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap());
+        let times = [
+            -2_000_000_000_000_000_000,
+            -1_000_000,
+            0,
+            1_000_000,
+            999_000_000,
+            1_700_000_000_000_000_000,
+            1_700_000_000_001_000_000,
+        ];
         for pair in times.windows(2) {
             assert!(sortable_time(&at(pair[0])) < sortable_time(&at(pair[1])), "{pair:?}");
+        }
+        for nanos in times {
+            assert_eq!(unix_nanos(&at(nanos)), nanos, "the sub-second part survives");
         }
     }
 }

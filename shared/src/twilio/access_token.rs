@@ -111,6 +111,29 @@ pub fn agent_identity(agent: &AgentId) -> String {
     }
 }
 
+/// The agent an identity was made from, for readable identities (hashed ones
+/// cannot be reversed; those agents must go through `POST /calls`).
+pub fn agent_from_identity(identity: &str) -> Option<AgentId> {
+    let encoded = identity.strip_prefix("agent_")?;
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.as_bytes();
+    while let Some((&first, tail)) = rest.split_first() {
+        if first == b'_' {
+            let hex = tail.get(..2)?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            rest = &tail[2..];
+        } else if first.is_ascii_alphanumeric() {
+            bytes.push(first);
+            rest = tail;
+        } else {
+            return None;
+        }
+    }
+    let agent = AgentId::parse(std::str::from_utf8(&bytes).ok()?).ok()?;
+    // Only the canonical spelling counts (`_41` for `A` would be another identity).
+    (agent_identity(&agent) == identity).then_some(agent)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,6 +238,25 @@ mod tests {
         assert_eq!(unique.len(), identities.len());
         assert_eq!(identities[0], "agent_alice");
         assert_eq!(identities[1], "agent_auth0_7c64f1c2");
+    }
+
+    #[test]
+    fn readable_identities_reverse_to_their_agent() {
+        for id in ["alice", "auth0|64f1c2", "a.b@example.com", "ünïcode", "a_b"] {
+            let agent = AgentId::parse(id).unwrap();
+            assert_eq!(agent_from_identity(&agent_identity(&agent)), Some(agent));
+        }
+        for bad in [
+            "alice",
+            "agent_",
+            "agent_a_4",
+            "agent_a_zz",
+            "agent_a b",
+            "agent__41",
+            "agenth_00",
+        ] {
+            assert_eq!(agent_from_identity(bad), None, "{bad}");
+        }
     }
 
     #[test]

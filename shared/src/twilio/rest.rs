@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::ids::{AccountSid, ApiKeySid, ApplicationSid, PhoneNumberSid};
+use crate::ids::{AccountSid, ApiKeySid, ApplicationSid, CallSid, ConferenceSid, PhoneNumberSid};
 
 /// How a Twilio call failed.
 #[derive(Debug, thiserror::Error)]
@@ -93,8 +93,14 @@ impl TwilioClient {
             .map_err(|e| TwilioError::Unexpected(format!("bad URL: {e}")))
     }
 
-    /// A `next_page_uri` is absolute from the host (`/2010-04-01/…`).
+    /// A `next_page_uri` is a path on Twilio's host (`/2010-04-01/…`); anything
+    /// else is refused, so our credentials never follow a link elsewhere.
     fn page_url(&self, next_page_uri: &str) -> Result<Url, TwilioError> {
+        if !next_page_uri.starts_with('/') || next_page_uri.starts_with("//") {
+            return Err(TwilioError::Unexpected(format!(
+                "next_page_uri {next_page_uri:?} is not a path"
+            )));
+        }
         self.base
             .join(next_page_uri)
             .map_err(|e| TwilioError::Unexpected(format!("bad next_page_uri: {e}")))
@@ -168,15 +174,84 @@ impl TwilioClient {
         self.get(self.url(&format!("/IncomingPhoneNumbers/{sid}.json"))?).await
     }
 
-    /// Sets a number's webhooks. An empty `VoiceApplicationSid` clears it, so
-    /// Twilio uses the number's own `VoiceUrl`.
+    /// Sets a number's webhooks. With `clear_application`, also empties its
+    /// `VoiceApplicationSid` (which would make Twilio ignore its `VoiceUrl`);
+    /// that is only sent when there is one to clear, since Twilio's spec has
+    /// no way to say "empty".
     pub async fn update_incoming_number(
         &self,
         sid: &PhoneNumberSid,
         hooks: &NumberWebhooks,
+        clear_application: bool,
     ) -> Result<IncomingNumber, TwilioError> {
-        self.update(self.url(&format!("/IncomingPhoneNumbers/{sid}.json"))?, &hooks.form())
+        let mut form = hooks.form();
+        if clear_application {
+            form.insert(0, ("VoiceApplicationSid", ""));
+        }
+        self.update(self.url(&format!("/IncomingPhoneNumbers/{sid}.json"))?, &form)
             .await
+    }
+
+    /// Places a call. Never retried: a lost response must not ring twice.
+    pub async fn create_call(&self, call: &NewCall<'_>) -> Result<CallResource, TwilioError> {
+        let timeout = call.timeout_seconds.to_string();
+        let mut form = vec![
+            ("To", call.to),
+            ("From", call.from),
+            ("Url", call.url),
+            ("Method", "POST"),
+            ("StatusCallback", call.status_callback),
+            ("StatusCallbackMethod", "POST"),
+            ("Timeout", timeout.as_str()),
+        ];
+        // One parameter per event, as Twilio's helper libraries send them.
+        form.extend(CALL_EVENTS.iter().map(|event| ("StatusCallbackEvent", *event)));
+        self.create(self.url("/Calls.json")?, &form).await
+    }
+
+    /// Replaces what a live call is doing with `twiml` (a message, then hang up).
+    pub async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<CallResource, TwilioError> {
+        self.update(self.url(&format!("/Calls/{sid}.json"))?, &[("Twiml", twiml)])
+            .await
+    }
+
+    /// Ends a call: `canceled` stops one still ringing, `completed` hangs up
+    /// one in progress (and anything earlier).
+    pub async fn end_call(&self, sid: &CallSid, status: EndCall) -> Result<CallResource, TwilioError> {
+        let status = match status {
+            EndCall::Cancel => "canceled",
+            EndCall::HangUp => "completed",
+        };
+        self.update(self.url(&format!("/Calls/{sid}.json"))?, &[("Status", status)])
+            .await
+    }
+
+    /// Ends a conference, hanging up everyone in it.
+    pub async fn end_conference(&self, sid: &ConferenceSid) -> Result<(), TwilioError> {
+        let _: serde_json::Value = self
+            .update(
+                self.url(&format!("/Conferences/{sid}.json"))?,
+                &[("Status", "completed")],
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a conference participant on hold (with music from `hold_url`) or back.
+    pub async fn hold_participant(
+        &self,
+        conference: &ConferenceSid,
+        call: &CallSid,
+        hold: bool,
+        hold_url: &str,
+    ) -> Result<(), TwilioError> {
+        let url = self.url(&format!("/Conferences/{conference}/Participants/{call}.json"))?;
+        let mut form = vec![("Hold", if hold { "true" } else { "false" })];
+        if hold {
+            form.extend([("HoldUrl", hold_url), ("HoldMethod", "GET")]);
+        }
+        let _: serde_json::Value = self.update(url, &form).await?;
+        Ok(())
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, TwilioError> {
@@ -354,6 +429,31 @@ struct IncomingNumberPage {
     next_page_uri: Option<String>,
 }
 
+/// The call progress events Switchboard follows on every leg it places.
+pub const CALL_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
+
+pub struct NewCall<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    /// The TwiML to run when the call is answered.
+    pub url: &'a str,
+    pub status_callback: &'a str,
+    pub timeout_seconds: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndCall {
+    Cancel,
+    HangUp,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallResource {
+    pub sid: CallSid,
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
 /// What a TwiML App points at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VoiceWebhooks {
@@ -399,7 +499,6 @@ impl NumberWebhooks {
 
     fn form(&self) -> Vec<(&'static str, &str)> {
         vec![
-            ("VoiceApplicationSid", ""),
             ("VoiceUrl", self.voice_url.as_str()),
             ("VoiceMethod", "POST"),
             ("StatusCallback", self.status_callback.as_str()),
@@ -595,6 +694,48 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn next_page_links_off_twilios_host_are_refused() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "incoming_phone_numbers": [], "next_page_uri": "https://evil.example/steal"
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let error = client(&server).list_incoming_numbers().await.unwrap_err();
+        assert!(matches!(error, TwilioError::Unexpected(_)), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn calls_carry_one_status_callback_event_parameter_per_event() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(base_path("/Calls.json")))
+            .and(body_string_contains(
+                "StatusCallbackEvent=initiated&StatusCallbackEvent=ringing&StatusCallbackEvent=answered&StatusCallbackEvent=completed",
+            ))
+            .and(body_string_contains("To=%2B14155550100"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(
+                serde_json::json!({"sid": format!("CA{:032x}", 7), "status": "queued"}),
+            ))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let call = client(&server)
+            .create_call(&NewCall {
+                to: "+14155550100",
+                from: "+14155550101",
+                url: "https://v.example/twilio/voice/customer?callId=1",
+                status_callback: "https://v.example/twilio/status?callId=1&leg=customer",
+                timeout_seconds: 30,
+            })
+            .await
+            .unwrap();
+        assert_eq!(call.status.as_deref(), Some("queued"));
+    }
+
+    #[tokio::test]
     async fn number_updates_clear_the_voice_application() {
         let server = MockServer::start().await;
         Mock::given(method("POST"))
@@ -617,7 +758,7 @@ mod tests {
             sms_url: "https://v.example/twilio/sms".into(),
         };
         let number = client(&server)
-            .update_incoming_number(&PhoneNumberSid::parse(&format!("PN{:032x}", 1)).unwrap(), &hooks)
+            .update_incoming_number(&PhoneNumberSid::parse(&format!("PN{:032x}", 1)).unwrap(), &hooks, true)
             .await
             .unwrap();
         assert!(hooks.matches(&number));

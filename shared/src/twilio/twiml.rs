@@ -112,6 +112,19 @@ impl Dial {
         Self(self.0.child(client))
     }
 
+    /// A Voice SDK client whose answer and hang-up are reported to `status_callback`.
+    pub fn client_with_status(self, identity: &str, parameters: &[(&str, &str)], status_callback: &str) -> Self {
+        let mut client = Element::new("Client")
+            .attr("statusCallbackEvent", "answered completed")
+            .attr("statusCallback", status_callback)
+            .attr("statusCallbackMethod", "POST")
+            .child(Element::new("Identity").text(identity));
+        for (name, value) in parameters {
+            client = client.child(Element::new("Parameter").attr("name", name).attr("value", value));
+        }
+        Self(self.0.child(client))
+    }
+
     pub fn conference(self, conference: Conference) -> Self {
         Self(self.0.child(conference.0))
     }

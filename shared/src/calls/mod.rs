@@ -1,5 +1,11 @@
 //! The call model: one session per customer-agent conversation, held in a
-//! Twilio conference, moving forward only through its states.
+//! Twilio conference, moving forward only through its states; and the routes
+//! that drive it.
+
+pub mod control;
+pub mod outbound;
+pub mod status;
+pub mod voice;
 
 use std::collections::BTreeMap;
 
@@ -98,6 +104,7 @@ impl Direction {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CallSession {
+    #[serde(rename = "callId")]
     pub id: CallId,
     pub workspace: WorkspaceId,
     pub direction: Direction,
@@ -142,7 +149,7 @@ impl CallSession {
     ) -> Self {
         let id = CallId::generate();
         Self {
-            conference: format!("sb-{id}"),
+            conference: conference_name(&id),
             id,
             workspace,
             direction,
@@ -164,36 +171,73 @@ impl CallSession {
     }
 }
 
-/// A moment, always UTC, serialised as RFC 3339.
+/// The conference each session's legs meet in: unique per session.
+pub fn conference_name(id: &CallId) -> String {
+    format!("sb-{id}")
+}
+
+impl CallSession {
+    /// The same session under an id chosen up front (idempotent creation).
+    pub fn with_id(mut self, id: CallId) -> Self {
+        self.conference = conference_name(&id);
+        self.id = id;
+        self
+    }
+
+    pub fn is_outbound(&self) -> bool {
+        self.direction == Direction::Outbound
+    }
+}
+
+/// A moment, always UTC, at millisecond precision, serialised as RFC 3339 with
+/// exactly three fraction digits: fixed width, so text order is time order
+/// (stores compare them as strings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Timestamp(pub OffsetDateTime);
+pub struct Timestamp(OffsetDateTime);
+
+const FIXED_RFC3339: &[time::format_description::BorrowedFormatItem<'static>] =
+    time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
 
 impl Timestamp {
     pub fn now() -> Self {
-        Self(OffsetDateTime::now_utc())
+        Self::from_datetime(OffsetDateTime::now_utc())
+    }
+
+    pub fn from_datetime(at: OffsetDateTime) -> Self {
+        let at = at.to_offset(time::UtcOffset::UTC);
+        let millis = at.millisecond();
+        Self(at.replace_millisecond(millis).unwrap_or(at))
+    }
+
+    pub fn from_unix_seconds(seconds: i64) -> Option<Self> {
+        OffsetDateTime::from_unix_timestamp(seconds)
+            .ok()
+            .map(Self::from_datetime)
     }
 
     pub fn rfc3339(&self) -> String {
-        self.0
-            .format(&time::format_description::well_known::Rfc3339)
-            .expect("any UTC date formats as RFC 3339")
+        self.0.format(FIXED_RFC3339).expect("any UTC date formats as RFC 3339")
     }
 
     pub fn parse_rfc3339(value: &str) -> Option<Self> {
         OffsetDateTime::parse(value, &time::format_description::well_known::Rfc3339)
             .ok()
-            .map(|t| Self(t.to_offset(time::UtcOffset::UTC)))
+            .map(Self::from_datetime)
     }
 
     /// Twilio's callback `Timestamp` is RFC 2822.
     pub fn parse_rfc2822(value: &str) -> Option<Self> {
         OffsetDateTime::parse(value, &time::format_description::well_known::Rfc2822)
             .ok()
-            .map(|t| Self(t.to_offset(time::UtcOffset::UTC)))
+            .map(Self::from_datetime)
     }
 
     pub fn unix_seconds(&self) -> i64 {
         self.0.unix_timestamp()
+    }
+
+    pub fn plus_seconds(&self, seconds: i64) -> Self {
+        Self(self.0 + time::Duration::seconds(seconds))
     }
 }
 
@@ -227,6 +271,8 @@ pub struct TimelineEvent {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallUpdate {
     /// Written only if not yet set: the first value Twilio gave wins.
+    /// The agent who answered an inbound call.
+    pub agent: Option<AgentId>,
     pub agent_call_sid: Option<CallSid>,
     pub customer_call_sid: Option<CallSid>,
     pub conference_sid: Option<ConferenceSid>,
@@ -270,6 +316,17 @@ mod tests {
     fn twilio_rfc2822_timestamps_parse() {
         let t = Timestamp::parse_rfc2822("Tue, 14 Nov 2023 22:13:20 +0000").unwrap();
         assert_eq!(t.unix_seconds(), 1_700_000_000);
-        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20Z");
+        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.000Z");
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_so_text_order_is_time_order() {
+        let a = Timestamp::parse_rfc3339("2023-11-14T22:13:20.5Z").unwrap();
+        let b = Timestamp::parse_rfc3339("2023-11-14T22:13:20.123456789Z").unwrap();
+        assert_eq!(a.rfc3339(), "2023-11-14T22:13:20.500Z");
+        assert_eq!(b.rfc3339(), "2023-11-14T22:13:20.123Z");
+        assert!(b < a && b.rfc3339() < a.rfc3339());
+        let now = Timestamp::now();
+        assert_eq!(Timestamp::parse_rfc3339(&now.rfc3339()), Some(now));
     }
 }
