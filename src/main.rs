@@ -7,12 +7,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use http::{HeaderName, Method, header};
 use switchboard::api::{self, ApiError, MAX_BODY_BYTES};
 use switchboard::app::App;
 use switchboard::config::Config;
 use switchboard::routes::{ROUTES, Router};
 use switchboard::telemetry;
 use tokio::net::TcpListener;
+use tower_http::cors::{Any, CorsLayer};
+use tower_http::services::ServeFile;
 
 #[derive(Parser)]
 #[command(version, about = "Switchboard: a Twilio Voice softphone backend, on one machine")]
@@ -56,10 +59,34 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!(address = %bound, public_url = public_url.as_str(), "switchboard listening");
 
-    let service = axum::Router::new().fallback(handle).with_state((app, router));
+    // Recording copies queued by callbacks run here, after the response.
+    let worker = app
+        .local_jobs
+        .clone()
+        .map(|queue| tokio::spawn(switchboard::recordings::queue::run_local_worker(app.clone(), queue)));
+
+    // Browser dialers are served from another origin (a dev server, an app).
+    // Agents authenticate with bearer tokens, never cookies, so any origin may call.
+    let cors = CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    let service = axum::Router::new()
+        .fallback(handle)
+        .with_state((app, router))
+        .layer(cors);
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
         .await?;
+    // Unfinished jobs stay queued in the store and resume on the next start.
+    if let Some(worker) = worker {
+        worker.abort();
+    }
     tracing::info!("switchboard stopped cleanly");
     Ok(())
 }
@@ -74,8 +101,10 @@ async fn handle(
     // One byte over the limit is enough to know the request is too large.
     let body = match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
         Ok(body) => body,
-        Err(_) => return into_axum(ApiError::PayloadTooLarge.into_response()),
+        Err(_) => return into_axum(ApiError::PayloadTooLarge.into_response(), http::HeaderMap::new()).await,
     };
+    // Kept for files: `Range` and conditional headers are answered by ServeFile.
+    let headers = parts.headers.clone();
     let request = api::Request {
         method: parts.method,
         path: parts.uri.path().to_owned(),
@@ -85,12 +114,39 @@ async fn handle(
         params: Vec::new(),
         request_id: ulid::Ulid::new().to_string(),
     };
-    into_axum(router.dispatch(&app, request).await)
+    let response = router.dispatch(&app, request).await;
+    into_axum(response, headers).await
 }
 
-fn into_axum(response: api::Response) -> axum::response::Response {
-    let (parts, api::Body::Full(bytes)) = response.into_parts();
-    axum::response::Response::from_parts(parts, axum::body::Body::from(bytes))
+async fn into_axum(response: api::Response, request_headers: http::HeaderMap) -> axum::response::Response {
+    use tower::ServiceExt;
+
+    let (parts, body) = response.into_parts();
+    match body {
+        api::Body::Full(bytes) => axum::response::Response::from_parts(parts, axum::body::Body::from(bytes)),
+        api::Body::File { path, content_type } => {
+            let mut file_request = http::Request::new(axum::body::Body::empty());
+            *file_request.headers_mut() = request_headers;
+            match ServeFile::new(path).oneshot(file_request).await {
+                Ok(file) => {
+                    let (mut file_parts, file_body) = file.into_parts();
+                    for (name, value) in &parts.headers {
+                        file_parts.headers.insert(name, value.clone());
+                    }
+                    if file_parts.status.is_success()
+                        && let Ok(value) = http::HeaderValue::from_str(&content_type)
+                    {
+                        file_parts.headers.insert(http::header::CONTENT_TYPE, value);
+                    }
+                    axum::response::Response::from_parts(file_parts, axum::body::Body::new(file_body))
+                }
+                Err(error) => {
+                    tracing::error!(%error, "could not serve a recording file");
+                    axum::response::Response::from_parts(parts, axum::body::Body::empty())
+                }
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

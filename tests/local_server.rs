@@ -21,7 +21,10 @@ impl Drop for Server {
 }
 
 fn start() -> Server {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap())
+}
+
+fn start_in(dir: tempfile::TempDir) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
         .args(["--listen", "127.0.0.1:0"])
         .env_clear()
@@ -71,6 +74,21 @@ async fn serves_the_route_table_and_stops_cleanly_on_interrupt() {
     let reply = http.post(format!("{base}/token")).send().await.unwrap();
     assert_eq!(reply.status(), 401);
 
+    // A browser dialer on another origin may call (bearer tokens, no cookies).
+    let preflight = http
+        .request(reqwest::Method::OPTIONS, format!("{base}/calls"))
+        .header("origin", "http://localhost:5173")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,idempotency-key",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.status().is_success(), "{}", preflight.status());
+    assert_eq!(preflight.headers()["access-control-allow-origin"], "*");
+
     let reply = http
         .post(format!("{base}/token"))
         .body(vec![b'x'; 200 * 1024])
@@ -109,4 +127,120 @@ fn a_bad_configuration_is_refused_naming_the_variable() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("SWITCHBOARD_AUTH_HS256_SECRET"), "{stderr}");
+}
+
+/// A recording stored by the local server's own adapters, then played back by
+/// the running binary with `Range`, as a browser's `<audio>` seeks.
+#[tokio::test]
+async fn local_recordings_play_back_with_range_requests() {
+    use secrecy::SecretString;
+    use switchboard::calls::{CallSession, Direction, Timestamp};
+    use switchboard::ids::{AgentId, WorkspaceId};
+    use switchboard::recordings::{Recording, RecordingStatus};
+    use switchboard::secrets::SecretBox;
+    use switchboard::secrets::local::LocalSecretBox;
+    use switchboard::store::embedded::EmbeddedStore;
+    use switchboard::store::recordings::RecordingStore;
+    use switchboard::store::recordings::local::LocalRecordings;
+    use switchboard::store::{CallStore, WorkspaceStore};
+
+    let dir = tempfile::tempdir().unwrap();
+    let audio: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+    let (call, path) = {
+        let store = EmbeddedStore::open(&dir.path().join("store")).unwrap();
+        let secrets = LocalSecretBox::open_or_create(&dir.path().join("secret.key")).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let mut workspace = switchboard::workspace::Workspace::new(ws.clone());
+        workspace.twilio = Some(switchboard::workspace::TwilioAccount {
+            account_sid: format!("AC{}", "1".repeat(32)).parse().unwrap(),
+            auth_token: secrets
+                .seal(&ws, &SecretString::from("token".to_owned()))
+                .await
+                .unwrap(),
+            api_key: None,
+            twiml_app_sid: None,
+        });
+        store.put_workspace(&workspace).await.unwrap();
+        let session = CallSession::new(
+            ws.clone(),
+            Direction::Inbound,
+            Some(AgentId::parse("alice").unwrap()),
+            "+1".into(),
+            "+2".into(),
+            Timestamp::now(),
+        );
+        store.create_call(&session).await.unwrap();
+        let mut recording = Recording {
+            sid: format!("RE{}", "2".repeat(32)).parse().unwrap(),
+            status: RecordingStatus::Stored,
+            source: Some("RecordVerb".into()),
+            channels: Some(1),
+            duration_seconds: Some(1),
+            object_key: None,
+            size: Some(audio.len() as u64),
+            sha256: None,
+            content_type: Some("audio/mpeg".into()),
+            failed_attempts: 0,
+            last_error: None,
+            twilio_deleted: false,
+            received_at: Timestamp::now(),
+            stored_at: Some(Timestamp::now()),
+        };
+        let files = LocalRecordings::new(dir.path().join("recordings"));
+        let key = recording.key(&ws, &session.id);
+        recording.object_key = Some(key.object_key());
+        let mut upload = files.begin(&key, "audio/mpeg").await.unwrap();
+        upload.write(bytes::Bytes::from(audio.clone())).await.unwrap();
+        upload.finish().await.unwrap();
+        store.put_recording(&ws, &session.id, &recording).await.unwrap();
+        (session.id.to_string(), format!("/calls/{}/recording", session.id))
+    };
+
+    let server = start_in(dir);
+    let base = format!("http://{}", server.address);
+    let token = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": 4_102_444_800u64}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let http = reqwest::Client::new();
+    let whole = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(whole.status(), 200);
+    assert_eq!(whole.headers()["content-type"], "audio/mpeg");
+    assert_eq!(whole.headers()["accept-ranges"], "bytes");
+    assert_eq!(whole.bytes().await.unwrap(), audio);
+
+    let part = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(&token)
+        .header("range", "bytes=100-199")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(
+        part.headers()["content-range"],
+        format!("bytes 100-199/{}", audio.len())
+    );
+    assert_eq!(part.bytes().await.unwrap(), audio[100..200]);
+
+    let other = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": "mallory", "workspace_id": "globex", "exp": 4_102_444_800u64}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap();
+    let denied = http
+        .get(format!("{base}{path}"))
+        .bearer_auth(&other)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 404, "call {call}");
 }

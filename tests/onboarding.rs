@@ -692,3 +692,32 @@ async fn on_dynamodb_and_kms_secrets_are_sealed_per_workspace() {
     let moved = secrets.open(&WorkspaceId::parse("globex").unwrap(), &sealed).await;
     assert!(matches!(moved, Err(SecretError::Unopenable)), "{moved:?}");
 }
+
+#[tokio::test]
+async fn workspace_settings_are_set_with_the_same_call() {
+    let s = setup(&[]).await;
+    let with = |extra: Value| {
+        let mut body = configure_body(&s.account);
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        put_twilio("acme", body)
+    };
+    let reply = s
+        .t
+        .call(with(json!({"record": true, "deleteTwilioRecordingAfterCopy": true, "smsAutoReply": " Thanks, we'll call back. ", "callerId": "+14155550101"})))
+        .await;
+    assert_eq!(reply.status(), 200, "{}", reply.text());
+    let shown = check(&s).await;
+    assert_eq!(shown["record"], true);
+    assert_eq!(shown["deleteTwilioRecordingAfterCopy"], true);
+    assert_eq!(shown["smsAutoReply"], "Thanks, we'll call back.");
+    assert_eq!(shown["callerId"], "+14155550101");
+    // Settings not sent are kept; an empty auto-reply turns it off.
+    assert_eq!(s.t.call(with(json!({"smsAutoReply": ""}))).await.status(), 200);
+    let shown = check(&s).await;
+    assert_eq!(shown["smsAutoReply"], Value::Null);
+    assert_eq!(shown["record"], true);
+    assert_eq!(
+        s.t.call(with(json!({"smsAutoReply": "x".repeat(1601)}))).await.status(),
+        400
+    );
+}

@@ -688,6 +688,29 @@ async fn create_call() {
 }
 
 #[tokio::test]
+async fn send_message() {
+    let contract = Contract::start().await;
+    let sent = contract.accepted(
+        "send_message",
+        contract
+            .api_key_client()
+            .send_message(&switchboard::twilio::rest::NewMessage {
+                to: "+14155550199",
+                from: "+14155550100",
+                body: "Your order is ready & waiting \u{1f44d}",
+                status_callback: "https://sb.example.com/twilio/sms/status",
+            })
+            .await,
+    );
+    assert!(sent.sid.as_str().starts_with("SM"), "{sent:?}");
+    assert_eq!(sent.status.as_deref(), Some("queued"));
+    let exchanges = contract.exchanges();
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(exchanges[0].method, Method::POST);
+    assert_eq!(exchanges[0].target, account_path("/Messages.json"));
+}
+
+#[tokio::test]
 async fn redirect_call() {
     let contract = Contract::start().await;
     let twiml = switchboard::twilio::twiml::Response::say_and_hang_up("There was no answer. Goodbye.").to_xml();

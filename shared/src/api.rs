@@ -63,10 +63,47 @@ impl Request {
     }
 }
 
+/// Listings return this many items unless `limit` asks otherwise.
+pub const DEFAULT_PAGE: usize = 25;
+pub const MAX_PAGE: usize = 100;
+
+impl Request {
+    /// The `Idempotency-Key` header, scoped to `scope` and the agent (two
+    /// agents' "1" are different requests); 400 if it is not 1 to 255
+    /// printable characters.
+    pub fn idempotency_key(&self, scope: &str, agent: &crate::ids::AgentId) -> Result<Option<String>, ApiError> {
+        match self.header("idempotency-key") {
+            Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) => Err(
+                ApiError::BadRequest("Idempotency-Key must be 1 to 255 printable characters".into()),
+            ),
+            Some(key) => Ok(Some(format!("{scope}:{agent}:{key}"))),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A listing's `limit` query value: 1 to `MAX_PAGE`, `DEFAULT_PAGE` when absent.
+pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
+    match raw {
+        None => Ok(DEFAULT_PAGE),
+        Some(raw) => raw
+            .parse::<usize>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::BadRequest(format!("limit={raw:?} is not valid (1 to {MAX_PAGE})"))),
+    }
+}
+
 /// A response body: bytes, or (on the local server) a file streamed from disk.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body {
     Full(Bytes),
+    /// A local recording: the local server streams it, answering `Range`
+    /// requests so a browser's `<audio>` can seek. Lambda never produces it.
+    File {
+        path: std::path::PathBuf,
+        content_type: String,
+    },
 }
 
 pub type Response = http::Response<Body>;
@@ -212,7 +249,9 @@ mod tests {
     use super::*;
 
     fn body_json(response: &Response) -> serde_json::Value {
-        let Body::Full(bytes) = response.body();
+        let Body::Full(bytes) = response.body() else {
+            panic!("a file body");
+        };
         serde_json::from_slice(bytes).unwrap()
     }
 

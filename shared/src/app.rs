@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::auth::Authenticator;
 use crate::config::{Backend, Config, ConfigError};
+use crate::recordings::queue::{JobQueue, NoQueue, SqsJobQueue};
 use crate::secrets::SecretBox;
 use crate::secrets::kms::KmsSecretBox;
 use crate::secrets::local::LocalSecretBox;
@@ -26,6 +27,14 @@ pub struct App {
     pub auth: Authenticator,
     /// One pooled HTTP client for Twilio and the identity provider.
     pub http: reqwest::Client,
+    /// For recording media: no total timeout (a long recording takes as long
+    /// as it takes), a read timeout for stalls.
+    pub media_http: reqwest::Client,
+    /// Where recording copies go to run after the callback is answered.
+    pub jobs: Arc<dyn JobQueue>,
+    /// The embedded store, when it also holds the local job queue that the
+    /// local server's worker drains.
+    pub local_jobs: Option<Arc<EmbeddedStore>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -43,8 +52,11 @@ pub enum StartupError {
 impl App {
     /// Opens the backend the configuration names.
     pub async fn from_config(config: Config) -> Result<Self, StartupError> {
-        let adapters = Adapters::open(&config.backend).await?;
-        Self::new(config, adapters.store, adapters.secrets, adapters.recordings)
+        let adapters = Adapters::open(&config).await?;
+        let mut app = Self::new(config, adapters.store, adapters.secrets, adapters.recordings)?;
+        app.jobs = adapters.jobs;
+        app.local_jobs = adapters.local_jobs;
+        Ok(app)
     }
 
     /// Assembles a context from parts (tests use this with their own stores).
@@ -60,6 +72,12 @@ impl App {
             .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| StartupError::Http(e.to_string()))?;
+        let media_http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .read_timeout(Duration::from_secs(60))
+            .user_agent(concat!("switchboard/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| StartupError::Http(e.to_string()))?;
         let auth = Authenticator::new(config.auth.clone(), http.clone());
         Ok(Self {
             config,
@@ -68,6 +86,9 @@ impl App {
             recordings,
             auth,
             http,
+            media_http,
+            jobs: Arc::new(NoQueue),
+            local_jobs: None,
         })
     }
 }
@@ -77,23 +98,31 @@ struct Adapters {
     store: Arc<dyn Store>,
     secrets: Arc<dyn SecretBox>,
     recordings: Option<Arc<dyn RecordingStore>>,
+    jobs: Arc<dyn JobQueue>,
+    local_jobs: Option<Arc<EmbeddedStore>>,
 }
 
 impl Adapters {
-    async fn open(backend: &Backend) -> Result<Self, StartupError> {
-        match backend {
-            Backend::Embedded { data_dir } => Ok(Self {
-                store: Arc::new(EmbeddedStore::open(&data_dir.join("store"))?),
-                secrets: Arc::new(
-                    LocalSecretBox::open_or_create(&data_dir.join("secret.key"))
-                        .map_err(|e| StartupError::Secrets(e.to_string()))?,
-                ),
-                recordings: Some(Arc::new(LocalRecordings::new(data_dir.join("recordings")))),
-            }),
+    async fn open(config: &Config) -> Result<Self, StartupError> {
+        match &config.backend {
+            Backend::Embedded { data_dir } => {
+                let store = Arc::new(EmbeddedStore::open(&data_dir.join("store"))?);
+                Ok(Self {
+                    store: store.clone(),
+                    secrets: Arc::new(
+                        LocalSecretBox::open_or_create(&data_dir.join("secret.key"))
+                            .map_err(|e| StartupError::Secrets(e.to_string()))?,
+                    ),
+                    recordings: Some(Arc::new(LocalRecordings::new(data_dir.join("recordings")))),
+                    jobs: store.clone(),
+                    local_jobs: Some(store),
+                })
+            }
             Backend::Aws {
                 table,
                 kms_key_id,
                 recordings_bucket,
+                recording_queue_url,
             } => {
                 // Region, credentials and AWS_ENDPOINT_URL come from the SDK's own chain.
                 let sdk = aws_config::load_from_env().await;
@@ -105,10 +134,16 @@ impl Adapters {
                     Arc::new(S3Recordings::new(aws_sdk_s3::Client::from_conf(s3), bucket.clone()))
                         as Arc<dyn RecordingStore>
                 });
+                let jobs: Arc<dyn JobQueue> = match recording_queue_url {
+                    Some(url) => Arc::new(SqsJobQueue::new(aws_sdk_sqs::Client::new(&sdk), url.clone())),
+                    None => Arc::new(NoQueue),
+                };
                 Ok(Self {
                     store: Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), table.clone())),
                     secrets: Arc::new(KmsSecretBox::new(aws_sdk_kms::Client::new(&sdk), kms_key_id.clone())),
                     recordings,
+                    jobs,
+                    local_jobs: None,
                 })
             }
         }

@@ -47,6 +47,9 @@ pub enum Backend {
         table: String,
         kms_key_id: String,
         recordings_bucket: Option<String>,
+        /// The SQS queue recording copies run from (the recording callback
+        /// enqueues; the `recording-copy` function consumes).
+        recording_queue_url: Option<String>,
     },
 }
 
@@ -138,6 +141,7 @@ impl Config {
                 kms_key_id: get("SWITCHBOARD_KMS_KEY_ID")
                     .ok_or_else(|| bad("SWITCHBOARD_KMS_KEY_ID", "is required when SWITCHBOARD_STORE=dynamodb"))?,
                 recordings_bucket: get("SWITCHBOARD_RECORDINGS_BUCKET"),
+                recording_queue_url: get("SWITCHBOARD_RECORDING_QUEUE_URL"),
             },
             Some(other) => {
                 return Err(bad(
@@ -321,7 +325,7 @@ mod tests {
         assert_eq!(c.auth.issuer.as_deref(), Some("https://idp.example/"));
         assert!(matches!(
             c.backend,
-            Backend::Aws { ref table, recordings_bucket: None, ref kms_key_id } if table == "switchboard" && kms_key_id == "alias/switchboard"
+            Backend::Aws { ref table, recordings_bucket: None, ref kms_key_id, .. } if table == "switchboard" && kms_key_id == "alias/switchboard"
         ));
         assert_eq!(c.token_lifetime, Duration::from_secs(86_400));
     }

@@ -29,6 +29,24 @@ pub async fn run(function: &'static str) -> Result<(), lambda_http::Error> {
     .await
 }
 
+/// The whole `main` of a queue consumer: the `recording-copy` function, fed
+/// by SQS, reporting failed messages back for redelivery.
+pub async fn run_recording_copier() -> Result<(), Error> {
+    telemetry::init();
+    let app = match Config::from_env() {
+        Ok(config) => App::from_config(config).await,
+        Err(error) => Err(error.into()),
+    };
+    let app = app.inspect_err(|error| tracing::error!(%error, "cannot start"))?;
+    let app = &app;
+    lambda_http::lambda_runtime::run(lambda_http::lambda_runtime::service_fn(
+        move |event: lambda_http::lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| async move {
+            Ok::<_, Infallible>(crate::recordings::queue::handle_sqs_batch(app, event.payload).await)
+        },
+    ))
+    .await
+}
+
 /// API Gateway's event as a core request. The path and query are the raw ones
 /// (`rawPath`, `rawQueryString`), as Twilio's signature needs.
 pub fn from_lambda(event: lambda_http::Request) -> Request {
@@ -56,7 +74,17 @@ pub fn from_lambda(event: lambda_http::Request) -> Request {
 /// A core response as API Gateway's: text stays text, anything else is binary
 /// (base64-encoded on the way out by `lambda_http`).
 pub fn into_lambda(response: Response) -> lambda_http::Response<lambda_http::Body> {
-    let (parts, Body::Full(bytes)) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Full(bytes) => bytes,
+        // Only the local recordings store plays files; a function has S3.
+        Body::File { .. } => {
+            tracing::error!("a function produced a local file body");
+            parts.status = http::StatusCode::INTERNAL_SERVER_ERROR;
+            parts.headers.clear();
+            Bytes::new()
+        }
+    };
     let body = match String::from_utf8(bytes.to_vec()) {
         Ok(text) => lambda_http::Body::Text(text),
         Err(error) => lambda_http::Body::Binary(error.into_bytes()),

@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod auth;
+pub mod aws;
 pub mod calls;
 pub mod config;
 pub mod ids;
@@ -13,8 +14,10 @@ pub mod messages;
 pub mod numbers;
 pub mod onboarding;
 pub mod phone;
+pub mod recordings;
 pub mod routes;
 pub mod secrets;
+pub mod sms;
 pub mod store;
 pub mod telemetry;
 pub mod token;

@@ -31,6 +31,11 @@ struct ConfigureBody {
     caller_id: Option<E164>,
     #[serde(default)]
     record: Option<bool>,
+    #[serde(default)]
+    delete_twilio_recording_after_copy: Option<bool>,
+    /// Answer inbound texts with this; an empty string turns it off.
+    #[serde(default)]
+    sms_auto_reply: Option<String>,
 }
 
 /// What happened to one Twilio resource.
@@ -145,6 +150,9 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
             "authToken must be the account's Auth Token".into(),
         ));
     }
+    if body.sms_auto_reply.as_ref().is_some_and(|r| r.chars().count() > 1600) {
+        return Err(ApiError::BadRequest("smsAutoReply is at most 1600 characters".into()));
+    }
     let auth_token = SecretString::from(token.to_owned());
     let ws = agent.workspace;
     let account_sid = body.account_sid;
@@ -185,6 +193,12 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
     }
     if let Some(record) = body.record {
         workspace.settings.record = record;
+    }
+    if let Some(delete) = body.delete_twilio_recording_after_copy {
+        workspace.settings.delete_twilio_recording_after_copy = delete;
+    }
+    if let Some(reply) = body.sms_auto_reply {
+        workspace.settings.sms_auto_reply = Some(reply.trim().to_owned()).filter(|r| !r.is_empty());
     }
 
     let mut report = Vec::new();
@@ -403,6 +417,8 @@ pub async fn check(app: &App, agent: Agent, _request: Request) -> Result<Respons
             "twimlAppSid": twilio.twiml_app_sid,
             "callerId": workspace.settings.caller_id,
             "record": workspace.settings.record,
+            "deleteTwilioRecordingAfterCopy": workspace.settings.delete_twilio_recording_after_copy,
+            "smsAutoReply": workspace.settings.sms_auto_reply,
             "numbers": numbers,
             "drift": drift,
         }),

@@ -30,7 +30,8 @@ pub enum Handler {
     /// A Twilio voice webhook: signature checked; errors are TwiML that says
     /// something short and hangs up (a 500 would play "an application error").
     TwilioVoice(WebhookHandler),
-    /// A Twilio status or event callback: signature checked; errors are JSON.
+    /// A Twilio status, event or messaging callback: signature checked; errors
+    /// are an empty TwiML document with a status that says what went wrong.
     TwilioCallback(WebhookHandler),
 }
 
@@ -56,6 +57,8 @@ pub mod paths {
     pub const RECORDING_CALLBACK: &str = "/twilio/recording";
     /// The numbers' SMS URL.
     pub const SMS: &str = "/twilio/sms";
+    /// Delivery status of the texts Switchboard sends.
+    pub const SMS_STATUS: &str = "/twilio/sms/status";
 }
 
 pub struct Route {
@@ -154,6 +157,22 @@ pub static ROUTES: &[Route] = &[
         handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::hangup(app, agent, request))),
     },
     Route {
+        method: Method::GET,
+        path: "/calls/{callId}/recording",
+        function: "calls",
+        summary: "play the call's recording: a short-lived link to our copy",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::recordings::playback(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::RECORDING_CALLBACK,
+        function: "recording-callback",
+        summary: "recording status callback: the copy into our storage is queued",
+        handler: Handler::TwilioCallback(|app, hook, request| {
+            Box::pin(crate::recordings::callback(app, hook, request))
+        }),
+    },
+    Route {
         method: Method::POST,
         path: paths::AGENT_TWIML,
         function: "agent-twiml",
@@ -192,7 +211,44 @@ pub static ROUTES: &[Route] = &[
             Box::pin(crate::calls::status::callback(app, hook, request))
         }),
     },
+    Route {
+        method: Method::GET,
+        path: "/messages",
+        function: "messages",
+        summary: "the workspace's texts, newest first",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::sms::list(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/messages",
+        function: "messages",
+        summary: "send a text from a workspace number",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::sms::send(app, agent, request))),
+    },
+    // Texting webhooks answer failures like callbacks: an empty `<Response/>`
+    // (valid messaging TwiML: no reply) with a status for Twilio's debugger;
+    // the voice answer (`<Say>`, `<Hangup>`) is not messaging TwiML.
+    Route {
+        method: Method::POST,
+        path: paths::SMS,
+        function: "sms",
+        summary: "numbers' SMS URL: keep the text, answer with the auto-reply if any",
+        handler: Handler::TwilioCallback(|app, hook, request| Box::pin(crate::sms::receive(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::SMS_STATUS,
+        function: "sms",
+        summary: "delivery status of the texts sent",
+        handler: Handler::TwilioCallback(|app, hook, request| Box::pin(crate::sms::status(app, hook, request))),
+    },
 ];
+
+/// Functions that serve no route: they consume a queue.
+pub static WORKERS: &[(&str, &str)] = &[(
+    "recording-copy",
+    "copies recordings from Twilio into the recordings bucket (SQS consumer)",
+)];
 
 /// The functions of the bundle, in table order, each once.
 pub fn functions() -> Vec<&'static str> {

@@ -12,6 +12,7 @@ use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent,
 use crate::ids::{AccountSid, AgentId, CallId, CallSid, MessageSid, WorkspaceId};
 use crate::messages::Message;
 use crate::phone::E164;
+use crate::recordings::Recording;
 use crate::workspace::{PhoneNumber, Workspace};
 
 #[cfg(any(test, feature = "test-support"))]
@@ -166,6 +167,25 @@ pub trait CallStore: Send + Sync {
     async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError>;
 
     async fn call_by_sid(&self, workspace: &WorkspaceId, sid: &CallSid) -> Result<Option<CallId>, StoreError>;
+
+    /// Adds a recording entry to the session once per `RecordingSid`. True if
+    /// it was new; an existing entry is left as it is. `NotFound` if there is
+    /// no session.
+    async fn put_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<bool, StoreError>;
+
+    /// Replaces a recording entry (the copy's progress and result). `NotFound`
+    /// if there is no session.
+    async fn update_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]

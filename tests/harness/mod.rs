@@ -233,8 +233,10 @@ impl Reply {
     }
 
     pub fn bytes(&self) -> &Bytes {
-        let Body::Full(bytes) = self.0.body();
-        bytes
+        match self.0.body() {
+            Body::Full(bytes) => bytes,
+            Body::File { path, .. } => panic!("a file body ({})", path.display()),
+        }
     }
 
     pub fn text(&self) -> String {

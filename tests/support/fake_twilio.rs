@@ -12,7 +12,7 @@
 //!   manage keys). Anything else is 401, code 20003. A path naming another
 //!   account than the authenticated one is 404, code 20404.
 //! - `Accounts/{Sid}.json`, `Keys`, `Applications`, `IncomingPhoneNumbers`,
-//!   `Calls`, `Conferences` and their `Participants` (see [`handle`]).
+//!   `Calls`, `Conferences` and their `Participants`, `Messages` (see [`handle`]).
 //! - Lists paged as Twilio pages them: `PageSize`, `Page`, `PageToken`,
 //!   `next_page_uri` (`null` on the last page).
 //! - Twilio's checks on values: URLs absolute `http(s)`, methods `GET`/`POST`,
@@ -51,6 +51,12 @@ const NO_TO: u32 = 21201;
 const NO_URL: u32 = 21205;
 const INVALID_APPLICATION_SID: u32 = 21218;
 const NO_FROM: u32 = 21603;
+const NO_BODY: u32 = 21602;
+const NO_MESSAGE_TO: u32 = 21604;
+const INVALID_TO: u32 = 21211;
+const NOT_OUR_NUMBER: u32 = 21606;
+const BODY_TOO_LONG: u32 = 21617;
+const MAX_BODY_CHARS: usize = 1600;
 
 const CALL_EVENTS: [&str; 4] = ["initiated", "ringing", "answered", "completed"];
 const BOOLEAN_PARAMS: [&str; 10] = [
@@ -262,6 +268,17 @@ impl FakeTwilio {
         self.lock().conferences.clone()
     }
 
+    /// Every text sent through `Messages.json`, in order.
+    pub fn messages(&self) -> Vec<Message> {
+        self.lock().messages.clone()
+    }
+
+    /// Twilio deems `to` no phone number at all: texts to it are 400, code
+    /// 21211 (numbers that look fine to us and not to Twilio's carriers).
+    pub fn reject_number(&self, to: &str) {
+        self.lock().invalid_numbers.push(to.to_owned());
+    }
+
     /// The form of every call created, in order, repeated names included.
     /// The form of every call placed through `Calls.json` (not those added
     /// with `add_call`, which Twilio started on its own).
@@ -456,6 +473,25 @@ pub struct Conference {
     pub participants: Vec<Participant>,
     /// The form of each update, in order.
     pub updates: Vec<Vec<(String, String)>>,
+    pub date_created: String,
+    pub date_updated: String,
+}
+
+/// A text, as `Messages.json` created it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub sid: String,
+    pub account_sid: String,
+    pub to: String,
+    pub from: String,
+    pub body: String,
+    /// Every `MediaUrl`, in order.
+    pub media_urls: Vec<String>,
+    /// `queued` when created.
+    pub status: String,
+    pub status_callback: Option<String>,
+    /// The create's form, repeated names included.
+    pub form: Vec<(String, String)>,
     pub date_created: String,
     pub date_updated: String,
 }
@@ -727,6 +763,41 @@ impl Resource for Conference {
     }
 }
 
+impl Resource for Message {
+    fn sid(&self) -> &str {
+        &self.sid
+    }
+    fn account_sid(&self) -> &str {
+        &self.account_sid
+    }
+    fn json(&self) -> Value {
+        json!({
+            "sid": self.sid,
+            "account_sid": self.account_sid,
+            "api_version": "2010-04-01",
+            "to": self.to,
+            "from": self.from,
+            "body": self.body,
+            "status": self.status,
+            "direction": "outbound-api",
+            "num_segments": "1",
+            "num_media": self.media_urls.len().to_string(),
+            "messaging_service_sid": null,
+            "error_code": null,
+            "error_message": null,
+            "price": null,
+            "price_unit": "USD",
+            "date_sent": null,
+            "date_created": self.date_created,
+            "date_updated": self.date_updated,
+            "uri": resource_uri(&self.account_sid, "Messages", &self.sid),
+            "subresource_uris": {
+                "media": format!("{ACCOUNTS}{}/Messages/{}/Media.json", self.account_sid, self.sid),
+            },
+        })
+    }
+}
+
 impl Participant {
     fn json(&self, conference: &Conference) -> Value {
         json!({
@@ -764,6 +835,9 @@ struct State {
     numbers: Vec<IncomingNumber>,
     calls: Vec<Call>,
     conferences: Vec<Conference>,
+    messages: Vec<Message>,
+    /// `To` numbers Twilio refuses (21211).
+    invalid_numbers: Vec<String>,
     page_size_cap: Option<usize>,
     faults: Vec<Fault>,
     requests: Vec<RecordedRequest>,
@@ -789,6 +863,8 @@ impl State {
             numbers: Vec::new(),
             calls: Vec::new(),
             conferences: Vec::new(),
+            messages: Vec::new(),
+            invalid_numbers: Vec::new(),
             page_size_cap: None,
             faults: Vec::new(),
             requests: Vec::new(),
@@ -1022,6 +1098,10 @@ fn handle(state: &mut State, request: &Incoming) -> ResponseTemplate {
         ("GET", ["Calls", sid]) => fetch(&state.calls, account, sid, path),
         ("POST", ["Calls", sid]) => state.update_call(account, sid, request),
 
+        ("GET", ["Messages"]) => list(state, request, "messages", &state.messages, account, |_| true),
+        ("POST", ["Messages"]) => state.create_message(account, request),
+        ("GET", ["Messages", sid]) => fetch(&state.messages, account, sid, path),
+
         ("GET", ["Conferences", sid]) => fetch(&state.conferences, account, sid, path),
         ("POST", ["Conferences", sid]) => state.update_conference(account, sid, request),
         ("GET" | "POST" | "DELETE", ["Conferences", conference, "Participants", call]) => {
@@ -1037,9 +1117,9 @@ fn handle(state: &mut State, request: &Incoming) -> ResponseTemplate {
 fn is_resource(rest: &[&str]) -> bool {
     matches!(
         rest,
-        [] | ["Keys" | "Applications" | "IncomingPhoneNumbers" | "Calls" | "Conferences"]
+        [] | ["Keys" | "Applications" | "IncomingPhoneNumbers" | "Calls" | "Conferences" | "Messages"]
             | [
-                "Keys" | "Applications" | "IncomingPhoneNumbers" | "Calls" | "Conferences",
+                "Keys" | "Applications" | "IncomingPhoneNumbers" | "Calls" | "Conferences" | "Messages",
                 _
             ]
             | ["Conferences", _, "Participants"]
@@ -1121,6 +1201,71 @@ impl State {
         };
         let body = call.json();
         self.calls.push(call);
+        created(body)
+    }
+
+    /// A text from one of the account's numbers to a valid-looking number:
+    /// `SM…` (`MM…` with media), `queued`.
+    fn create_message(&mut self, account: &str, request: &Incoming) -> ResponseTemplate {
+        let Some(to) = request.param("To").filter(|v| !v.is_empty()) else {
+            return bad_request(NO_MESSAGE_TO, "A 'To' phone number is required.");
+        };
+        let Some(from) = request.param("From").filter(|v| !v.is_empty()) else {
+            return bad_request(NO_FROM, "A 'From' phone number is required.");
+        };
+        let body = request.param("Body").unwrap_or_default();
+        let media_urls: Vec<String> = request
+            .form
+            .iter()
+            .filter(|(k, _)| k == "MediaUrl")
+            .map(|(_, v)| v.clone())
+            .collect();
+        if body.is_empty() && media_urls.is_empty() {
+            return bad_request(NO_BODY, "Message body is required.");
+        }
+        if body.chars().count() > MAX_BODY_CHARS {
+            return bad_request(
+                BODY_TOO_LONG,
+                "The concatenated message body exceeds the 1600 character limit.",
+            );
+        }
+        let digits = to.strip_prefix('+').unwrap_or_default();
+        let looks_valid = (8..=15).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit());
+        if !looks_valid || self.invalid_numbers.iter().any(|n| n == to) {
+            return bad_request(
+                INVALID_TO,
+                format!("The 'To' number {} is not a valid phone number.", bounded(to)),
+            );
+        }
+        if !self
+            .numbers
+            .iter()
+            .any(|n| n.account_sid == account && n.phone_number == from)
+        {
+            return bad_request(
+                NOT_OUR_NUMBER,
+                format!(
+                    "The From phone number {} is not a valid, SMS-capable inbound phone number or short code for your account.",
+                    bounded(from)
+                ),
+            );
+        }
+        let prefix = if media_urls.is_empty() { "SM" } else { "MM" };
+        let message = Message {
+            sid: self.new_sid(prefix),
+            account_sid: account.to_owned(),
+            to: to.to_owned(),
+            from: from.to_owned(),
+            body: body.to_owned(),
+            media_urls,
+            status: "queued".into(),
+            status_callback: request.param("StatusCallback").map(str::to_owned),
+            form: request.form.clone(),
+            date_created: now(),
+            date_updated: now(),
+        };
+        let body = message.json();
+        self.messages.push(message);
         created(body)
     }
 

@@ -110,3 +110,4 @@ pub async fn fresh_kms_key() -> (aws_sdk_kms::Client, String) {
     (client, key_id)
 }
 pub mod fake_twilio;
+pub mod media;

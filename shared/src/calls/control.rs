@@ -18,8 +18,6 @@ use crate::twilio::rest::{EndCall, TwilioClient, TwilioError};
 
 /// Twilio's own hold music (classical), served from Twilio's public bucket.
 pub const HOLD_MUSIC_URL: &str = "https://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3";
-const DEFAULT_PAGE: usize = 25;
-const MAX_PAGE: usize = 100;
 const MAX_NOTES_CHARS: usize = 4000;
 const MAX_DISPOSITION_CHARS: usize = 64;
 
@@ -42,14 +40,7 @@ pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response,
             Some(s) => Some(CallState::parse(s).ok_or_else(|| bad("status", s))?),
             None => None,
         },
-        limit: match params.get("limit") {
-            Some(l) => l
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=MAX_PAGE).contains(n))
-                .ok_or_else(|| bad("limit", l))?,
-            None => DEFAULT_PAGE,
-        },
+        limit: api::page_limit(params.get("limit"))?,
         cursor: params.get("cursor").map(str::to_owned),
     };
     let page = app.store.list_calls(&agent.workspace, &query).await?;

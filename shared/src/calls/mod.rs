@@ -136,6 +136,9 @@ pub struct CallSession {
     pub notes: Option<String>,
     #[serde(default)]
     pub disposition: Option<String>,
+    /// Recordings of the call (and voicemails), by RecordingSid.
+    #[serde(default)]
+    pub recordings: BTreeMap<String, crate::recordings::Recording>,
 }
 
 impl CallSession {
@@ -167,6 +170,7 @@ impl CallSession {
             duration_seconds: None,
             notes: None,
             disposition: None,
+            recordings: BTreeMap::new(),
         }
     }
 }

@@ -70,9 +70,9 @@ impl From<CallError> for WebhookError {
     }
 }
 
-/// Whether `agent` may call from `number`: numbers with no agents assigned are
-/// shared lines anyone may use.
-fn may_use(number: &PhoneNumber, agent: &AgentId) -> bool {
+/// Whether `agent` may call or text from `number`: numbers with no agents
+/// assigned are shared lines anyone may use.
+pub fn may_use(number: &PhoneNumber, agent: &AgentId) -> bool {
     number.agents.is_empty() || number.agents.contains(agent)
 }
 
@@ -174,16 +174,7 @@ struct PlaceCall {
 /// `POST /calls`.
 pub async fn place(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
     let body: PlaceCall = request.json()?;
-    let key = match request.header("idempotency-key") {
-        Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) => {
-            return Err(ApiError::BadRequest(
-                "Idempotency-Key must be 1 to 255 printable characters".into(),
-            ));
-        }
-        // Keys are per agent: two agents' "1" are different calls.
-        Some(key) => Some(format!("calls:{}:{key}", agent.id)),
-        None => None,
-    };
+    let key = request.idempotency_key("calls", &agent.id)?;
     let to = parse_destination(&body.to)?;
     let workspace = app
         .store

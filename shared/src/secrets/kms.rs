@@ -6,7 +6,7 @@
 //! error context, which holds codes and request ids.
 
 use async_trait::async_trait;
-use aws_sdk_kms::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_kms::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_kms::primitives::Blob;
 use secrecy::{ExposeSecret, SecretString};
 
@@ -44,23 +44,7 @@ where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    // Service errors: code, message and request id are what an operator
-    // needs. Anything else (no connection, timeout) has its cause chain.
-    let detail = match err.as_service_error() {
-        Some(service) => {
-            let mut detail = format!(
-                "{}: {}",
-                service.code().unwrap_or("unknown error"),
-                service.message().unwrap_or("no message")
-            );
-            if let Some(id) = service.meta().extra("aws_request_id") {
-                detail.push_str(&format!(" (request id {id})"));
-            }
-            detail
-        }
-        None => DisplayErrorContext(err).to_string(),
-    };
-    SecretError::Unavailable(format!("KMS {op}: {detail}"))
+    SecretError::Unavailable(crate::aws::describe("KMS", op, err))
 }
 
 #[async_trait]

@@ -50,7 +50,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::client::Waiters;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, KeysAndAttributes, Put,
@@ -67,6 +67,7 @@ use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent,
 use crate::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceId};
 use crate::messages::Message;
 use crate::phone::E164;
+use crate::recordings::Recording;
 use crate::store::{
     Advance, CallQuery, CallStore, IdempotencyStore, MessageQuery, MessageStore, NumberStore, Page, StoreError,
     WorkspaceStore,
@@ -161,6 +162,31 @@ pub struct DynamoStore {
 }
 
 impl DynamoStore {
+    /// After a conditional update of a session failed: `false` if the session
+    /// exists (its condition said no), `NotFound` if there is no session.
+    async fn declined<R>(
+        &self,
+        err: &SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, R>,
+        workspace: &WorkspaceId,
+        id: &CallId,
+    ) -> Result<bool, StoreError> {
+        let returned_item = matches!(
+            err.as_service_error(),
+            Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e))
+                if e.item().is_some()
+        );
+        if returned_item
+            || self
+                .get_item(keys::workspace(workspace), keys::call(id))
+                .await?
+                .is_some()
+        {
+            Ok(false)
+        } else {
+            Err(StoreError::NotFound(format!("call session {id}")))
+        }
+    }
+
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -252,23 +278,7 @@ where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    // Service errors: code, message and request id are what an operator
-    // needs. Anything else (no connection, timeout) has its cause chain.
-    let detail = match err.as_service_error() {
-        Some(service) => {
-            let mut detail = format!(
-                "{}: {}",
-                service.code().unwrap_or("unknown error"),
-                service.message().unwrap_or("no message")
-            );
-            if let Some(id) = service.meta().extra("aws_request_id") {
-                detail.push_str(&format!(" (request id {id})"));
-            }
-            detail
-        }
-        None => DisplayErrorContext(err).to_string(),
-    };
-    StoreError::Unavailable(format!("DynamoDB {op}: {detail}"))
+    StoreError::Unavailable(crate::aws::describe("DynamoDB", op, err))
 }
 
 /// A request we built ourselves lacked a required field: a bug, reported as
@@ -350,6 +360,14 @@ fn to_item<T: Serialize>(value: &T, pk: String, sk: impl Into<String>) -> Result
     item.retain(|_, v| !matches!(v, AttributeValue::Null(true)));
     item.extend(key(pk, sk));
     Ok(item)
+}
+
+/// A recording entry as a map attribute (absent fields left out, as in items).
+fn recording_attr(recording: &Recording) -> Result<AttributeValue, StoreError> {
+    let mut map: Item = serde_dynamo::to_item(recording)
+        .map_err(|err| StoreError::Corrupt(format!("recording does not fit an item: {err}")))?;
+    map.retain(|_, v| !matches!(v, AttributeValue::Null(true)));
+    Ok(AttributeValue::M(map))
 }
 
 fn from_item<T: DeserializeOwned>(item: Item) -> Result<T, StoreError> {
@@ -1188,6 +1206,64 @@ impl CallStore for DynamoStore {
 
     /// At most once, never twice: should a response be lost and the SDK
     /// retry a write that had succeeded, the retry reads as "already claimed".
+    async fn put_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<bool, StoreError> {
+        let value = recording_attr(recording)?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::workspace(workspace), keys::call(id))))
+            .update_expression("SET #recs.#sid = :rec")
+            .condition_expression("attribute_exists(#pk) AND attribute_not_exists(#recs.#sid)")
+            .set_expression_attribute_names(Some(names([
+                ("#pk", PK),
+                ("#recs", "recordings"),
+                ("#sid", recording.sid.as_str()),
+            ])))
+            .set_expression_attribute_values(Some(values([(":rec", value)])))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err) if is_condition_failed(&err) => self.declined(&err, workspace, id).await,
+            Err(err) => Err(unavailable("UpdateItem", &err)),
+        }
+    }
+
+    async fn update_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(keys::workspace(workspace), keys::call(id))))
+            .update_expression("SET #recs.#sid = :rec")
+            .condition_expression("attribute_exists(#pk)")
+            .set_expression_attribute_names(Some(names([
+                ("#pk", PK),
+                ("#recs", "recordings"),
+                ("#sid", recording.sid.as_str()),
+            ])))
+            .set_expression_attribute_values(Some(values([(":rec", recording_attr(recording)?)])))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(err) if is_condition_failed(&err) => Err(StoreError::NotFound(format!("call session {id}"))),
+            Err(err) => Err(unavailable("UpdateItem", &err)),
+        }
+    }
+
     async fn claim_step(
         &self,
         workspace: &WorkspaceId,
@@ -1209,23 +1285,7 @@ impl CallStore for DynamoStore {
             .await;
         match result {
             Ok(_) => Ok(true),
-            Err(err) if is_condition_failed(&err) => {
-                let returned = matches!(
-                    err.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e))
-                        if e.item().is_some()
-                );
-                if returned
-                    || self
-                        .get_item(keys::workspace(workspace), keys::call(id))
-                        .await?
-                        .is_some()
-                {
-                    Ok(false)
-                } else {
-                    Err(StoreError::NotFound(format!("call session {id}")))
-                }
-            }
+            Err(err) if is_condition_failed(&err) => self.declined(&err, workspace, id).await,
             Err(err) => Err(unavailable("UpdateItem", &err)),
         }
     }

@@ -20,11 +20,14 @@ use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent, Timestamp};
 use crate::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceId};
 use crate::messages::Message;
 use crate::phone::E164;
+use crate::recordings::Recording;
+use crate::recordings::queue::{CopyJob, JobQueue, QueuedJob};
 use crate::store::{
     Advance, CallQuery, CallStore, IdempotencyStore, MessageQuery, MessageStore, NumberStore, Page, StoreError,
     WorkspaceStore,
@@ -60,7 +63,11 @@ const IDEMPOTENCY: Def = TableDefinition::new("idempotency");
 /// expired records can be swept oldest first.
 const IDEMPOTENCY_EXPIRY: Def = TableDefinition::new("idempotency_expiry");
 
-const ALL_TABLES: [Def; 11] = [
+/// `<ULID>` → a recording copy job waiting or retrying (the local job queue).
+const JOBS: Def = TableDefinition::new("recording_jobs");
+
+const ALL_TABLES: [Def; 12] = [
+    JOBS,
     WORKSPACES,
     ACCOUNTS,
     NUMBERS,
@@ -91,6 +98,8 @@ const SWEEP_BATCH: usize = 64;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     path: PathBuf,
+    /// Wakes the local worker when a job is queued.
+    jobs_queued: Arc<Notify>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -116,7 +125,11 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        Ok(Self { db: Arc::new(db), path })
+        Ok(Self {
+            db: Arc::new(db),
+            path,
+            jobs_queued: Arc::new(Notify::new()),
+        })
     }
 
     /// The database file.
@@ -473,6 +486,38 @@ impl CallStore for EmbeddedStore {
             load_str(&links, &key)?
                 .map(|id| CallId::parse(&id).map_err(|e| StoreError::Corrupt(format!("call_sids {key:?}: {e}"))))
                 .transpose()
+        })
+        .await
+    }
+
+    async fn put_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<bool, StoreError> {
+        let recording = recording.clone();
+        self.modify_call(workspace, id, move |session| {
+            let sid = recording.sid.to_string();
+            if session.recordings.contains_key(&sid) {
+                return (false, false);
+            }
+            session.recordings.insert(sid, recording);
+            (true, true)
+        })
+        .await
+    }
+
+    async fn update_recording(
+        &self,
+        workspace: &WorkspaceId,
+        id: &CallId,
+        recording: &Recording,
+    ) -> Result<(), StoreError> {
+        let recording = recording.clone();
+        self.modify_call(workspace, id, move |session| {
+            session.recordings.insert(recording.sid.to_string(), recording);
+            ((), true)
         })
         .await
     }
@@ -854,6 +899,64 @@ fn fill<T>(field: &mut Option<T>, value: Option<T>) {
 
 fn unavailable(error: impl Into<redb::Error>) -> StoreError {
     StoreError::Unavailable(format!("embedded store: {}", error.into()))
+}
+
+/// The local job queue: jobs live in the store until done, so a restart loses none.
+#[async_trait]
+impl JobQueue for EmbeddedStore {
+    async fn enqueue(&self, job: &CopyJob) -> Result<(), StoreError> {
+        let queued = QueuedJob {
+            job: job.clone(),
+            attempts: 0,
+            not_before: Timestamp::now(),
+        };
+        let key = ulid::Ulid::new().to_string();
+        self.write(move |txn| save(&mut txn.open_table(JOBS).map_err(unavailable)?, &key, &queued))
+            .await?;
+        self.jobs_queued.notify_one();
+        Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Notified whenever a job is queued.
+    pub fn job_signal(&self) -> Arc<Notify> {
+        Arc::clone(&self.jobs_queued)
+    }
+
+    /// The oldest job due at `now`, if any.
+    pub async fn due_job(&self, now: Timestamp) -> Result<Option<(String, QueuedJob)>, StoreError> {
+        self.read(move |txn| {
+            let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            for entry in jobs.iter().map_err(unavailable)? {
+                let (key, value) = entry.map_err(unavailable)?;
+                let queued: QueuedJob = decode(key.value(), value.value())?;
+                if queued.not_before <= now {
+                    return Ok(Some((key.value().to_owned(), queued)));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    pub async fn finish_job(&self, key: &str) -> Result<(), StoreError> {
+        let key = key.to_owned();
+        self.write(move |txn| {
+            txn.open_table(JOBS)
+                .map_err(unavailable)?
+                .remove(key.as_str())
+                .map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn retry_job(&self, key: &str, queued: &QueuedJob) -> Result<(), StoreError> {
+        let (key, queued) = (key.to_owned(), queued.clone());
+        self.write(move |txn| save(&mut txn.open_table(JOBS).map_err(unavailable)?, &key, &queued))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use crate::ids::{AccountSid, ApiKeySid, ApplicationSid, CallSid, ConferenceSid, PhoneNumberSid};
+use crate::ids::{
+    AccountSid, ApiKeySid, ApplicationSid, CallSid, ConferenceSid, MessageSid, PhoneNumberSid, RecordingSid,
+};
 
 /// How a Twilio call failed.
 #[derive(Debug, thiserror::Error)]
@@ -209,6 +211,17 @@ impl TwilioClient {
         self.create(self.url("/Calls.json")?, &form).await
     }
 
+    /// Sends a text. Never retried: a lost response must not text twice.
+    pub async fn send_message(&self, message: &NewMessage<'_>) -> Result<MessageResource, TwilioError> {
+        let form = [
+            ("To", message.to),
+            ("From", message.from),
+            ("Body", message.body),
+            ("StatusCallback", message.status_callback),
+        ];
+        self.create(self.url("/Messages.json")?, &form).await
+    }
+
     /// Replaces what a live call is doing with `twiml` (a message, then hang up).
     pub async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<CallResource, TwilioError> {
         self.update(self.url(&format!("/Calls/{sid}.json"))?, &[("Twiml", twiml)])
@@ -252,6 +265,17 @@ impl TwilioClient {
         }
         let _: serde_json::Value = self.update(url, &form).await?;
         Ok(())
+    }
+
+    /// A recording's audio (MP3) as a response to stream from; errors (404,
+    /// auth) are mapped like any other call. The caller checks the type.
+    pub async fn recording_media(&self, sid: &RecordingSid) -> Result<reqwest::Response, TwilioError> {
+        let url = self.url(&format!("/Recordings/{sid}.mp3"))?;
+        self.send_retrying(|| self.http.get(url.clone())).await
+    }
+
+    pub async fn delete_recording(&self, sid: &RecordingSid) -> Result<(), TwilioError> {
+        self.delete(self.url(&format!("/Recordings/{sid}.json"))?).await
     }
 
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, TwilioError> {
@@ -445,6 +469,22 @@ pub struct NewCall<'a> {
 pub enum EndCall {
     Cancel,
     HangUp,
+}
+
+pub struct NewMessage<'a> {
+    pub to: &'a str,
+    pub from: &'a str,
+    pub body: &'a str,
+    /// Where Twilio reports delivery (`queued`, `sent`, `delivered`, …).
+    pub status_callback: &'a str,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessageResource {
+    pub sid: MessageSid,
+    /// `queued` (or `accepted`) when just created.
+    #[serde(default)]
+    pub status: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -733,6 +773,58 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(call.status.as_deref(), Some("queued"));
+    }
+
+    #[tokio::test]
+    async fn texts_are_sent_once_with_their_status_callback() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path(base_path("/Messages.json")))
+            .and(body_string_contains(
+                "To=%2B14155550100&From=%2B14155550101&Body=Hello+%26+bye",
+            ))
+            .and(body_string_contains(
+                "StatusCallback=https%3A%2F%2Fv.example%2Ftwilio%2Fsms%2Fstatus",
+            ))
+            .respond_with(
+                ResponseTemplate::new(201)
+                    .set_body_json(serde_json::json!({"sid": format!("SM{:032x}", 7), "status": "queued"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let text = NewMessage {
+            to: "+14155550100",
+            from: "+14155550101",
+            body: "Hello & bye",
+            status_callback: "https://v.example/twilio/sms/status",
+        };
+        let sent = client(&server).send_message(&text).await.unwrap();
+        assert_eq!(sent.sid.as_str(), format!("SM{:032x}", 7));
+        assert_eq!(sent.status.as_deref(), Some("queued"));
+    }
+
+    #[tokio::test]
+    async fn texts_to_a_number_twilio_refuses_carry_its_code_and_are_not_retried() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "code": 21211, "message": "The 'To' number +15005550001 is not a valid phone number.", "status": 400
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let text = NewMessage {
+            to: "+15005550001",
+            from: "+14155550101",
+            body: "hi",
+            status_callback: "https://v.example/twilio/sms/status",
+        };
+        let error = client(&server).send_message(&text).await.unwrap_err();
+        assert!(
+            matches!(error, TwilioError::Rejected { status: 400, code: 21211, ref message } if message.contains("not a valid phone number")),
+            "{error:?}"
+        );
     }
 
     #[tokio::test]

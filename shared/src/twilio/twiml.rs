@@ -44,6 +44,12 @@ impl Response {
         self
     }
 
+    /// `<Message>`: a text back to whoever texted (messaging TwiML).
+    pub fn message(mut self, text: &str) -> Self {
+        self.verbs.push(Element::new("Message").text(text));
+        self
+    }
+
     /// The short message-then-hang-up answer for anything that went wrong: a
     /// 500 would make Twilio play "an application error has occurred".
     pub fn say_and_hang_up(text: &str) -> Self {

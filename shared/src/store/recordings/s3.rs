@@ -17,7 +17,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
@@ -134,23 +134,7 @@ where
     E: std::error::Error + ProvideErrorMetadata + 'static,
     R: std::fmt::Debug,
 {
-    // Service errors: code, message and request id are what an operator
-    // needs. Anything else (no connection, timeout) has its cause chain.
-    let detail = match err.as_service_error() {
-        Some(service) => {
-            let mut detail = format!(
-                "{}: {}",
-                service.code().unwrap_or("unknown error"),
-                service.message().unwrap_or("no message")
-            );
-            if let Some(id) = service.meta().extra("aws_request_id") {
-                detail.push_str(&format!(" (request id {id})"));
-            }
-            detail
-        }
-        None => DisplayErrorContext(err).to_string(),
-    };
-    StoreError::Unavailable(format!("S3 {op}: {detail}"))
+    StoreError::Unavailable(crate::aws::describe("S3", op, err))
 }
 
 #[async_trait]

@@ -1,0 +1,7 @@
+//! `recording-copy`: copies recordings from Twilio into S3, fed by the SQS queue
+//! the recording callback fills.
+
+#[tokio::main]
+async fn main() -> Result<(), switchboard::lambda::Error> {
+    switchboard::lambda::run_recording_copier().await
+}

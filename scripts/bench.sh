@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# The benchmark command (README, "Performance"). Not part of scripts/test.sh.
+#
+# Installs what it needs (wrk from Debian, moto from PyPI, Twilio's Node.js
+# helper library from npm, pinned in bench/node/package-lock.json), builds the
+# release binaries, then measures:
+#   1. micro-benchmarks (criterion): signature validation, token minting,
+#      TwiML for both legs, a status callback through the route table on the
+#      embedded store; the same three library operations with npm `twilio`;
+#   2. cold start and peak RSS of every function under a loopback Lambda
+#      Runtime API emulator, and of a Node.js function with `twilio` loaded;
+#   3. each function's stripped and zipped artifact;
+#   4. a 200 MiB recording copy into S3 on moto (tests/recording_memory.rs);
+#   5. the local server under load (wrk, loopback, time-bounded).
+# and checks every budget of issue 7: it exits non-zero when one is missed.
+# Figures: target/bench/ (summary.md is the table the README quotes).
+#
+# Knobs: SWITCHBOARD_BENCH_COLD_RUNS (21), SWITCHBOARD_BENCH_LOAD_SECONDS (10),
+# SWITCHBOARD_BENCH_LOAD_CONNECTIONS (32), SWITCHBOARD_BENCH_NODE_SECONDS (3),
+# SWITCHBOARD_BENCH_CRITERION_SECONDS (3, measurement time per benchmark).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+say() { printf '\n== %s\n' "$*"; }
+die() { printf 'scripts/bench.sh: %s\n' "$*" >&2; exit 1; }
+
+out=target/bench
+mkdir -p "$out"
+rm -f "$out"/*.json  # no stale figure from an earlier run
+failed=()
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done; }
+trap cleanup EXIT
+
+say "installing the benchmark tools (wrk; moto; npm twilio)"
+if ! command -v wrk > /dev/null; then
+  command -v apt-get > /dev/null || die "wrk not found and no apt-get to install it"
+  apt-get update -qq && apt-get install -y -qq wrk > /dev/null || die "apt-get could not install wrk"
+fi
+python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
+  || die "pip could not install scripts/requirements-test.txt (moto)"
+command -v node > /dev/null || die "node not found: install Node.js 20+ (the side-by-side runs on it)"
+lock_hash=$(sha256sum bench/node/package-lock.json | cut -d' ' -f1)
+if [[ "$(cat bench/node/node_modules/.switchboard-lock 2> /dev/null)" != "$lock_hash" ]]; then
+  (cd bench/node && npm ci --no-audit --no-fund) || die "npm ci failed in bench/node"
+  echo "$lock_hash" > bench/node/node_modules/.switchboard-lock
+fi
+
+say "cargo build --release (every function and the local server)"
+cargo build --release --locked --workspace --bins
+
+say "micro-benchmarks (criterion)"
+seconds="${SWITCHBOARD_BENCH_CRITERION_SECONDS:-3}"
+cargo bench --locked --bench micro -- --warm-up-time 1 --measurement-time "$seconds" \
+  || failed+=("micro-benchmarks")
+
+say "the same library operations with Twilio's Node.js helper library"
+node bench/node/micro.js > "$out/node_micro.json" || failed+=("node micro-benchmarks")
+cat "$out/node_micro.json"
+
+say "cold start and peak RSS per function (loopback Lambda Runtime API emulator)"
+cargo bench --locked --bench cold_start || failed+=("cold start")
+
+say "artifact size per function (stripped, zipped)"
+python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact sizes")
+
+say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, release)"
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+moto_port=$(free_port)
+python3 -m moto.server -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 1 150); do
+  curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
+  sleep 0.2
+done
+curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" || die "moto did not start (see $out/moto.log)"
+SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
+  cargo test --release --locked --test recording_memory -- --nocapture 2>&1 | tee "$out/recording.log" \
+  && python3 bench/report.py recording "$out/recording.log" "$out/recording.json" \
+  || failed+=("recording copy")
+
+say "local server under load (wrk on loopback)"
+cargo bench --locked --bench load || failed+=("local server under load")
+
+say "figures and budgets"
+rc=0
+python3 bench/report.py summary || rc=$?
+if ((${#failed[@]})); then
+  printf 'scripts/bench.sh: these steps failed: %s\n' "${failed[*]}" >&2
+  exit 1
+fi
+exit "$rc"
