@@ -64,7 +64,8 @@ cargo bench --locked --bench cold_start || failed+=("cold start")
 say "artifact size per function (stripped, zipped)"
 python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact sizes")
 
-say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, release)"
+# The bench profile (release settings) shares its build with the benches above.
+say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, optimized)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
 python3 -m moto.server -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
@@ -75,7 +76,7 @@ for _ in $(seq 1 150); do
 done
 curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" || die "moto did not start (see $out/moto.log)"
 SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
-  cargo test --release --locked --test recording_memory -- --nocapture 2>&1 | tee "$out/recording.log" \
+  cargo test --profile bench --locked --test recording_memory -- --nocapture 2>&1 | tee "$out/recording.log" \
   && python3 bench/report.py recording "$out/recording.log" "$out/recording.json" \
   || failed+=("recording copy")
 

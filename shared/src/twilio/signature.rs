@@ -25,18 +25,24 @@ pub fn sign(auth_token: &[u8], url: &str, params: &[(&str, &str)]) -> String {
 }
 
 /// Checks a form-encoded webhook. `params` need not be sorted.
+///
+/// On the hot path of every webhook: the key is set up once, and the other
+/// spelling of the URL (with or without the port) is only built when the URL
+/// as given does not match.
 pub fn verify_form(auth_token: &[u8], url: &str, params: &[(&str, &str)], signature: &str) -> bool {
     let Some(expected) = decode(signature) else {
         return false;
     };
     let mut sorted: Vec<(&str, &str)> = params.to_vec();
     sorted.sort_unstable();
-    url_variants(url).iter().any(|candidate| {
-        let mut mac = keyed(auth_token);
+    let key = keyed(auth_token);
+    let matches = |candidate: &str| {
+        let mut mac = key.clone();
         feed_sorted(&mut mac, candidate, &sorted);
         // `verify_slice` compares in constant time.
         mac.verify_slice(&expected).is_ok()
-    })
+    };
+    matches(url) || other_port_spelling(url).is_some_and(|other| matches(&other))
 }
 
 /// Checks a JSON (or other non-form) webhook: the URL's `bodySHA256` must be the
@@ -73,9 +79,18 @@ fn feed_sorted(mac: &mut HmacSha1, url: &str, sorted: &[(&str, &str)]) {
     }
 }
 
-fn decode(signature: &str) -> Option<Vec<u8>> {
-    let bytes = BASE64.decode(signature.trim()).ok()?;
-    (bytes.len() == 20).then_some(bytes)
+/// The 20 bytes of an HMAC-SHA1 signature, without allocating.
+fn decode(signature: &str) -> Option<[u8; 20]> {
+    let signature = signature.trim();
+    // 20 bytes are 28 base64 characters; anything longer cannot be one.
+    if signature.len() > 28 {
+        return None;
+    }
+    let mut buffer = [0u8; 21];
+    let len = BASE64.decode_slice(signature, &mut buffer).ok()?;
+    let mut bytes = [0u8; 20];
+    bytes.copy_from_slice(buffer.get(..len).filter(|b| b.len() == 20)?);
+    Some(bytes)
 }
 
 fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
@@ -90,15 +105,23 @@ fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
 
 /// The URL as given, without its port, and with the default port: Twilio signs
 /// with whichever form it was configured with.
+#[cfg(test)]
 fn url_variants(url: &str) -> Vec<String> {
     let mut variants = vec![url.to_owned()];
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return variants;
-    };
-    let default_port = match scheme.to_ascii_lowercase().as_str() {
-        "https" => "443",
-        "http" => "80",
-        _ => return variants,
+    variants.extend(other_port_spelling(url));
+    variants
+}
+
+/// The other spelling of `url`: without its port if it has one, else with the
+/// scheme's default port. `None` for a URL that is neither http nor https.
+fn other_port_spelling(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let default_port = if scheme.eq_ignore_ascii_case("https") {
+        "443"
+    } else if scheme.eq_ignore_ascii_case("http") {
+        "80"
+    } else {
+        return None;
     };
     let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
@@ -116,12 +139,11 @@ fn url_variants(url: &str) -> Vec<String> {
         Some(user) => format!("{scheme}://{user}@{host_port}{tail}"),
         None => format!("{scheme}://{host_port}{tail}"),
     };
-    if port_sep.is_some() {
-        variants.push(build(host));
+    Some(if port_sep.is_some() {
+        build(host)
     } else {
-        variants.push(build(&format!("{host}:{default_port}")));
-    }
-    variants
+        build(&format!("{host}:{default_port}"))
+    })
 }
 
 #[cfg(test)]
