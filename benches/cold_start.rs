@@ -48,9 +48,9 @@ fn main() {
 
     // Two templates, as tests/lambda_events.rs sets up per event.
     let full = scratch.path().join("template-full");
-    seed_data_dir(&full, PUBLIC_URL, true);
+    seed_data_dir(&full, PUBLIC_URL, true, 0);
     let connected = scratch.path().join("template-connected");
-    seed_data_dir(&connected, PUBLIC_URL, false);
+    seed_data_dir(&connected, PUBLIC_URL, false, 0);
 
     let mut functions: Vec<&str> = routes::functions();
     functions.extend(routes::WORKERS.iter().map(|(name, _)| *name));

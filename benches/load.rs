@@ -2,12 +2,15 @@
 //! second and their p99 latency, measured by `wrk` (Debian's package) with a
 //! Lua script that cycles through pre-signed requests.
 //!
-//! The release `switchboard` binary serves a seeded data directory; the
-//! requests are call progress callbacks of the customer leg of one outbound
-//! call (`initiated`, `ringing`, `in-progress`, with distinct sequence
-//! numbers), each signed as Twilio signs it. After the first pass through
-//! them, they arrive again as the duplicates Twilio may deliver. Every one
-//! must be answered 200; any other status fails the run.
+//! The release `switchboard` binary serves a seeded data directory with
+//! `CALLS` outbound calls; the requests are call progress callbacks of their
+//! customer legs (`initiated`, `ringing`, `in-progress`, then more with
+//! fresh sequence numbers), each signed as Twilio signs it and each new to
+//! the server: every one writes a timeline event (a durable commit), and the
+//! first of each status moves its call. `wrk`'s threads take turns through
+//! them, and the measured run starts past the warm-up's, so no request is
+//! sent twice while there are fresh ones left. Every one must be answered
+//! 200; any other status fails the run.
 //!
 //! `cargo bench --bench load` after `cargo build --release` (`scripts/bench.sh`
 //! does both). Figures: `target/bench/load.json`.
@@ -22,8 +25,12 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::{Value, json};
 
-/// Distinct signed requests the script cycles through.
-const REQUESTS: u32 = 1_000;
+/// Calls the callbacks are spread over, and callbacks per call: more
+/// distinct requests than a run sends (10 s at well over 10,000 a second).
+const CALLS: u32 = 400;
+const CALLBACKS_PER_CALL: u32 = 500;
+/// Where in the list the measured run starts (the warm-up starts at 0).
+const RUN_STARTS_AT: u32 = 40_000;
 
 fn main() {
     if !benchmarking() {
@@ -44,30 +51,52 @@ fn main() {
     let public_url = format!("http://{address}");
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
-    seed_data_dir(&data, &public_url, true);
+    seed_data_dir(&data, &public_url, true, CALLS);
 
-    // The script: every request signed for the URL the server checks against.
-    let path = status_callback_path();
-    let url = format!("{public_url}{path}");
-    let mut lua = String::from("local requests = {\n");
-    for i in 0..REQUESTS {
-        let status = ["initiated", "ringing", "in-progress"][(i % 3) as usize];
-        let params = status_callback_params(status, i + 1);
-        let _ = writeln!(lua, "  {{ {:?}, {:?} }},", form(&params), sign(&url, &params));
+    // The requests, one per line (path, form, signature), signed for the URL
+    // the server checks against; sequence-major, so calls interleave.
+    let mut lines = String::new();
+    for sequence in 1..=CALLBACKS_PER_CALL {
+        let status = ["initiated", "ringing", "in-progress"][(sequence.min(3) - 1) as usize];
+        for n in 0..CALLS {
+            let (call_id, call_sid) = extra_call(n);
+            let path = customer_callback_path(&call_id);
+            let params = customer_callback_params(&call_sid, status, sequence);
+            let signature = sign(&format!("{public_url}{path}"), &params);
+            let _ = writeln!(lines, "{path}\t{}\t{signature}", form(&params));
+        }
     }
+    let requests = out.join("status_callbacks.txt");
+    std::fs::write(&requests, lines).unwrap();
+    let mut lua = format!(
+        r#"local requests = {{}}
+for line in io.lines({requests:?}) do
+  local path, body, signature = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)$")
+  requests[#requests + 1] = {{ path, body, signature }}
+end
+local threads = {threads}
+local next_id = 0
+setup = function(thread)
+  thread:set("id", next_id)
+  next_id = next_id + 1
+end
+-- Thread `id` sends requests start + id, start + id + threads, ...
+init = function(args)
+  i = tonumber(args[1] or "0") + id
+end
+request = function()
+  local r = requests[i % #requests + 1]
+  i = i + threads
+  return wrk.format("POST", r[1], {{
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+    ["X-Twilio-Signature"] = r[3],
+  }}, r[2])
+end
+"#
+    );
     let _ = write!(
         lua,
-        r#"}}
-local path = {path:?}
-local i = 0
-request = function()
-  i = i % #requests + 1
-  local r = requests[i]
-  return wrk.format("POST", path, {{
-    ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["X-Twilio-Signature"] = r[2],
-  }}, r[1])
-end
+        r#"
 done = function(summary, latency, requests)
   io.write(string.format(
     "WRK_JSON {{\"requests\":%d,\"duration_us\":%d,\"p50_us\":%d,\"p90_us\":%d,\"p99_us\":%d,\"max_us\":%d," ..
@@ -92,7 +121,10 @@ end
         .env("SWITCHBOARD_STORE", "embedded")
         .env("SWITCHBOARD_DATA_DIR", &data)
         .env("SWITCHBOARD_TWILIO_API_URL", "http://127.0.0.1:9")
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("SWITCHBOARD_BENCH_LOAD_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(log.try_clone().unwrap())
         .stderr(log)
@@ -111,7 +143,7 @@ end
         std::thread::sleep(Duration::from_millis(50));
     }
 
-    let wrk = |seconds: u64| -> Value {
+    let wrk = |seconds: u64, start: u32| -> Value {
         let output = Command::new("wrk")
             .arg(format!("-t{threads}"))
             .arg(format!("-c{connections}"))
@@ -121,6 +153,8 @@ end
             .arg("-s")
             .arg(&script)
             .arg(format!("{public_url}/"))
+            .arg("--")
+            .arg(start.to_string())
             .output()
             .expect("wrk (apt-get install wrk; scripts/bench.sh installs it)");
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -135,9 +169,10 @@ end
             });
         serde_json::from_str(line).unwrap()
     };
-    // A short pass first: every distinct event written once, pools warm.
-    let warm = wrk(2);
-    let run = wrk(seconds);
+    // A short pass first (pools and caches warm), then the measured run on
+    // requests the warm-up did not send.
+    let warm = wrk(2, 0);
+    let run = wrk(seconds, RUN_STARTS_AT);
     let _ = server.kill();
     let _ = server.wait();
 

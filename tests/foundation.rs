@@ -357,6 +357,24 @@ mod webhook_gate {
         }
     }
 
+    /// The gate keeps each workspace's opened signing key; a new Auth Token
+    /// (re-connecting after a rotation) must count from the next webhook on.
+    #[tokio::test]
+    async fn a_new_auth_token_counts_at_once_and_the_old_one_no_more() {
+        let t = TestApp::new().await;
+        let acme = account("acme");
+        t.seed_workspace("acme", &acme, "old-token").await;
+        let p = params(acme.as_str());
+        let signed = |token| twilio_post("/twilio/status", &p, token);
+        assert!(webhook::verify(&t.app, &signed("old-token")).await.is_ok());
+        assert!(webhook::verify(&t.app, &signed("old-token")).await.is_ok(), "kept key");
+
+        t.seed_workspace("acme", &acme, "new-token").await;
+        assert!(webhook::verify(&t.app, &signed("new-token")).await.is_ok());
+        let old = webhook::verify(&t.app, &signed("old-token")).await;
+        assert!(matches!(old, Err(WebhookError::Forbidden)), "{old:?}");
+    }
+
     #[tokio::test]
     async fn signatures_made_for_the_default_port_are_accepted() {
         let t = TestApp::new().await;

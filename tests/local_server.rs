@@ -20,6 +20,16 @@ impl Drop for Server {
     }
 }
 
+/// An agent's sign-in token, as the identity provider would issue it.
+fn agent_token(sub: &str, workspace: &str) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({"sub": sub, "workspace_id": workspace, "exp": 4_102_444_800u64}),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+    )
+    .unwrap()
+}
+
 fn start() -> Server {
     start_in(tempfile::tempdir().unwrap())
 }
@@ -198,12 +208,7 @@ async fn local_recordings_play_back_with_range_requests() {
 
     let server = start_in(dir);
     let base = format!("http://{}", server.address);
-    let token = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": 4_102_444_800u64}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let token = agent_token("alice", "acme");
     let http = reqwest::Client::new();
     let whole = http
         .get(format!("{base}{path}"))
@@ -230,12 +235,7 @@ async fn local_recordings_play_back_with_range_requests() {
     );
     assert_eq!(part.bytes().await.unwrap(), audio[100..200]);
 
-    let other = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &serde_json::json!({"sub": "mallory", "workspace_id": "globex", "exp": 4_102_444_800u64}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let other = agent_token("mallory", "globex");
     let denied = http
         .get(format!("{base}{path}"))
         .bearer_auth(&other)
@@ -243,4 +243,65 @@ async fn local_recordings_play_back_with_range_requests() {
         .await
         .unwrap();
     assert_eq!(denied.status(), 404, "call {call}");
+}
+
+/// Every write the server answered is on disk, even when the process is
+/// killed at once (SIGKILL, no shutdown): the embedded store commits writes
+/// in groups, and answers none before its group's durable commit.
+#[tokio::test]
+async fn answered_writes_survive_the_process_being_killed() {
+    use switchboard::calls::{CallSession, Direction, Timestamp};
+    use switchboard::ids::{AgentId, WorkspaceId};
+    use switchboard::store::CallStore;
+    use switchboard::store::embedded::EmbeddedStore;
+
+    const CALLS: usize = 40;
+    let dir = tempfile::tempdir().unwrap();
+    let store_dir = dir.path().join("store");
+    let ws = WorkspaceId::parse("acme").unwrap();
+    let ids = {
+        let store = EmbeddedStore::open(&store_dir).unwrap();
+        let mut ids = Vec::new();
+        for _ in 0..CALLS {
+            let session = CallSession::new(
+                ws.clone(),
+                Direction::Outbound,
+                Some(AgentId::parse("alice").unwrap()),
+                "+14155550100".into(),
+                "+14155550123".into(),
+                Timestamp::now(),
+            );
+            store.create_call(&session).await.unwrap();
+            ids.push(session.id);
+        }
+        ids
+    };
+
+    let mut server = start_in(dir);
+    let base = format!("http://{}", server.address);
+    let token = agent_token("alice", "acme");
+    let http = reqwest::Client::new();
+    // All at once, so that they share durable commits.
+    let answers = futures_util::future::join_all(ids.iter().map(|id| {
+        http.patch(format!("{base}/calls/{id}"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"notes": format!("notes of {id}")}))
+            .send()
+    }))
+    .await;
+    for answer in answers {
+        assert_eq!(answer.unwrap().status(), 200);
+    }
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    let store = EmbeddedStore::open(&store_dir).unwrap();
+    for id in &ids {
+        let session = store.get_call(&ws, id).await.unwrap().unwrap();
+        assert_eq!(
+            session.notes.as_deref(),
+            Some(format!("notes of {id}").as_str()),
+            "call {id}"
+        );
+    }
 }

@@ -102,16 +102,8 @@ pub async fn seed(app: &App) {
         label: Some("Main line".into()),
     };
     app.store.replace_numbers(&ws, &[number]).await.expect("numbers");
-    let created = Timestamp::parse_rfc2822("Tue, 26 Nov 2024 10:30:55 +0000").unwrap();
-    let session = CallSession::new(
-        ws.clone(),
-        Direction::Outbound,
-        Some(AgentId::parse("alice").unwrap()),
-        ACME_NUMBER.into(),
-        CUSTOMER.into(),
-        created,
-    )
-    .with_id(CallId::parse(CALL_ID).unwrap());
+    let created = seeded_at();
+    let session = alices_call(CALL_ID);
     app.store.create_call(&session).await.expect("call");
     let recording = Recording {
         sid: RECORDING_SID.parse().unwrap(),
@@ -138,7 +130,8 @@ pub async fn seed(app: &App) {
 /// Seeds a fresh data directory and closes the store (redb allows one
 /// process at a time): a template the benchmarks copy for every run.
 /// `full`: everything `seed` adds; otherwise the connected workspace only.
-pub fn seed_data_dir(data_dir: &Path, public_url: &str, full: bool) {
+/// `calls`: that many more calls (`seed_calls`).
+pub fn seed_data_dir(data_dir: &Path, public_url: &str, full: bool, calls: u32) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -150,15 +143,21 @@ pub fn seed_data_dir(data_dir: &Path, public_url: &str, full: bool) {
         } else {
             seed_workspace(&app).await;
         }
+        seed_calls(&app, calls).await;
     });
 }
 
-/// The form of a customer-leg call status callback, as Twilio sends it.
+/// The form of a customer-leg call status callback of `CALL_ID`, as Twilio sends it.
 pub fn status_callback_params(status: &str, sequence: u32) -> Vec<(&'static str, String)> {
+    customer_callback_params(CUSTOMER_CALL_SID, status, sequence)
+}
+
+/// The form of a call status callback of the customer leg `call_sid`.
+pub fn customer_callback_params(call_sid: &str, status: &str, sequence: u32) -> Vec<(&'static str, String)> {
     vec![
         ("AccountSid", sid::<String>("AC", WORKSPACE)),
         ("ApiVersion", "2010-04-01".into()),
-        ("CallSid", CUSTOMER_CALL_SID.into()),
+        ("CallSid", call_sid.into()),
         ("CallStatus", status.into()),
         ("CallbackSource", "call-progress-events".into()),
         ("Called", CUSTOMER.into()),
@@ -173,7 +172,46 @@ pub fn status_callback_params(status: &str, sequence: u32) -> Vec<(&'static str,
 
 /// The status callback's path and query (customer leg of `CALL_ID`).
 pub fn status_callback_path() -> String {
-    format!("/twilio/status?callId={CALL_ID}&leg=customer")
+    customer_callback_path(CALL_ID)
+}
+
+/// The status callback path of the customer leg of call `call_id`.
+pub fn customer_callback_path(call_id: &str) -> String {
+    format!("/twilio/status?callId={call_id}&leg=customer")
+}
+
+/// The `n`-th of the extra outbound calls `seed_calls` adds: its call id and
+/// its customer leg's CallSid.
+pub fn extra_call(n: u32) -> (String, String) {
+    let id = ulid::Ulid::from_parts(1_732_617_055_000, u128::from(n)).to_string();
+    (id, sid("CA", &format!("customer-{n}")))
+}
+
+/// When the seeded calls were placed.
+fn seeded_at() -> Timestamp {
+    Timestamp::parse_rfc2822("Tue, 26 Nov 2024 10:30:55 +0000").unwrap()
+}
+
+/// Alice's outbound call `id` from Acme's number to the customer.
+fn alices_call(id: &str) -> CallSession {
+    CallSession::new(
+        WorkspaceId::parse(WORKSPACE).unwrap(),
+        Direction::Outbound,
+        Some(AgentId::parse("alice").unwrap()),
+        ACME_NUMBER.into(),
+        CUSTOMER.into(),
+        seeded_at(),
+    )
+    .with_id(CallId::parse(id).unwrap())
+}
+
+/// `count` more outbound calls of alice's, as `POST /calls` leaves them.
+pub async fn seed_calls(app: &App, count: u32) {
+    for n in 0..count {
+        let (id, _) = extra_call(n);
+        let session = alices_call(&id);
+        app.store.create_call(&session).await.expect("call");
+    }
 }
 
 /// The URL-encoded form body.

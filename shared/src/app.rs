@@ -17,6 +17,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::recordings::RecordingStore;
 use crate::store::recordings::local::LocalRecordings;
 use crate::store::recordings::s3::S3Recordings;
+use crate::webhook::SigningKeys;
 
 pub struct App {
     pub config: Config,
@@ -35,6 +36,8 @@ pub struct App {
     /// The embedded store, when it also holds the local job queue that the
     /// local server's worker drains.
     pub local_jobs: Option<Arc<EmbeddedStore>>,
+    /// Opened Auth Tokens, ready to check webhook signatures.
+    pub signing_keys: SigningKeys,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +92,7 @@ impl App {
             media_http,
             jobs: Arc::new(NoQueue),
             local_jobs: None,
+            signing_keys: SigningKeys::default(),
         })
     }
 }

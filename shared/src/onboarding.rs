@@ -27,8 +27,9 @@ use crate::workspace::{ApiKey, PhoneNumber, TwilioAccount, Workspace};
 struct ConfigureBody {
     account_sid: AccountSid,
     auth_token: String,
+    /// Typed by a person: checked with libphonenumber's rules below.
     #[serde(default)]
-    caller_id: Option<E164>,
+    caller_id: Option<String>,
     #[serde(default)]
     record: Option<bool>,
     #[serde(default)]
@@ -153,6 +154,12 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
     if body.sms_auto_reply.as_ref().is_some_and(|r| r.chars().count() > 1600) {
         return Err(ApiError::BadRequest("smsAutoReply is at most 1600 characters".into()));
     }
+    let caller_id = body
+        .caller_id
+        .as_deref()
+        .map(E164::parse)
+        .transpose()
+        .map_err(|e| ApiError::BadRequest(format!("callerId: {e}")))?;
     let auth_token = SecretString::from(token.to_owned());
     let ws = agent.workspace;
     let account_sid = body.account_sid;
@@ -188,7 +195,7 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
         api_key: previous.as_ref().and_then(|p| p.api_key.clone()),
         twiml_app_sid: previous.and_then(|p| p.twiml_app_sid),
     };
-    if let Some(caller_id) = body.caller_id {
+    if let Some(caller_id) = caller_id {
         workspace.settings.caller_id = Some(caller_id);
     }
     if let Some(record) = body.record {

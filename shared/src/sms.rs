@@ -107,7 +107,7 @@ pub async fn receive(app: &App, hook: Webhook, _request: Request) -> Result<Resp
         .get("From")
         .filter(|from| !from.chars().any(char::is_control))
         .ok_or_else(|| WebhookError::BadRequest("missing or invalid From".into()))?;
-    let to = params.get("To").and_then(|to| E164::parse(to).ok());
+    let to = params.get("To").and_then(|to| E164::from_canonical(to).ok());
     let owned = match &to {
         Some(number) => app.store.get_number(&ws.id, number).await?.is_some(),
         None => false,

@@ -3,15 +3,84 @@
 //! account's Auth Token against the URL Twilio requested, which is rebuilt
 //! from the configured public base URL, never from the `Host` header.
 
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use lru::LruCache;
 use secrecy::ExposeSecret;
 
 use crate::api::Request;
 use crate::app::App;
-use crate::ids::AccountSid;
-use crate::secrets::SecretError;
+use crate::ids::{AccountSid, WorkspaceId};
+use crate::secrets::{Sealed, SecretError};
 use crate::store::StoreError;
-use crate::twilio::signature;
+use crate::twilio::signature::SigningKey;
 use crate::workspace::Workspace;
+
+/// How long an opened Auth Token's signing key is reused. Opening is a KMS
+/// call in AWS (milliseconds, and billed); a revoked key or a disabled KMS key
+/// takes effect within this long. A new Auth Token takes effect at once: it is
+/// a different sealed value.
+const SIGNING_KEY_TTL: Duration = Duration::from_secs(300);
+/// Workspaces whose signing keys are kept (least recently used go first).
+const SIGNING_KEYS_KEPT: usize = 1024;
+
+/// The signing keys of the workspaces whose webhooks arrived lately, each
+/// with the sealed Auth Token it was opened from.
+pub struct SigningKeys(Mutex<LruCache<WorkspaceId, CachedKey>>);
+
+struct CachedKey {
+    sealed: Vec<u8>,
+    opened_at: Instant,
+    key: Arc<SigningKey>,
+}
+
+impl Default for SigningKeys {
+    fn default() -> Self {
+        let kept = NonZeroUsize::new(SIGNING_KEYS_KEPT).unwrap_or(NonZeroUsize::MIN);
+        Self(Mutex::new(LruCache::new(kept)))
+    }
+}
+
+impl SigningKeys {
+    /// The signing key of `sealed`, `workspace`'s sealed Auth Token: kept, or
+    /// opened now (and kept).
+    pub async fn get(
+        &self,
+        app: &App,
+        workspace: &WorkspaceId,
+        sealed: &Sealed,
+    ) -> Result<Arc<SigningKey>, SecretError> {
+        if let Some(key) = self.kept(workspace, sealed) {
+            return Ok(key);
+        }
+        let token = app.secrets.open(workspace, sealed).await?;
+        let key = Arc::new(SigningKey::new(token.expose_secret().as_bytes()));
+        let entry = CachedKey {
+            sealed: sealed.0.clone(),
+            opened_at: Instant::now(),
+            key: Arc::clone(&key),
+        };
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .put(workspace.clone(), entry);
+        Ok(key)
+    }
+
+    fn kept(&self, workspace: &WorkspaceId, sealed: &Sealed) -> Option<Arc<SigningKey>> {
+        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = keys.get(workspace)?;
+        (entry.sealed == sealed.0 && entry.opened_at.elapsed() < SIGNING_KEY_TTL).then(|| Arc::clone(&entry.key))
+    }
+}
+
+impl std::fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKeys(..)")
+    }
+}
 
 /// A webhook whose signature checked out, with the workspace it belongs to.
 #[derive(Debug, Clone)]
@@ -115,8 +184,7 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
     let Some(twilio) = workspace.twilio.as_ref().filter(|t| t.account_sid == account) else {
         return Err(WebhookError::Forbidden);
     };
-    let auth_token = app.secrets.open(&workspace.id, &twilio.auth_token).await?;
-    let token = auth_token.expose_secret().as_bytes();
+    let key = app.signing_keys.get(app, &workspace.id, &twilio.auth_token).await?;
 
     let url = match &request.query {
         Some(query) => app.config.public_url.join(&format!("{}?{query}", request.path)),
@@ -124,9 +192,9 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
     };
     let valid = if is_form {
         let pairs: Vec<(&str, &str)> = params.0.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        signature::verify_form(token, &url, &pairs, signature)
+        key.verify_form(&url, &pairs, signature)
     } else {
-        signature::verify_body(token, &url, &request.body, signature)
+        key.verify_body(&url, &request.body, signature)
     };
     if !valid {
         tracing::warn!(workspace = %workspace.id, path = %request.path, "rejected a webhook with a bad signature");

@@ -184,7 +184,7 @@ pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Resp
     let params = &hook.params;
     let sid = call_sid(params)?;
     let ws = &hook.workspace;
-    let number = params.get("To").and_then(|to| E164::parse(to).ok());
+    let number = params.get("To").and_then(|to| E164::from_canonical(to).ok());
     let owned = match &number {
         Some(number) => app.store.get_number(&ws.id, number).await?,
         None => None,
