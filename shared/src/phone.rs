@@ -1,11 +1,12 @@
-//! E.164 phone numbers, parsed with libphonenumber's rules (the `phonenumber` crate).
+//! E.164 phone numbers, parsed with libphonenumber's rules (the
+//! `rlibphonenumber` crate, a port of Google's library).
 //!
 //! A number a person typed is checked against libphonenumber's rules once,
 //! where it enters ([`E164::parse`]). A number Twilio sent or Switchboard
 //! stored is canonical already, so only its form is checked
-//! ([`E164::from_canonical`]): libphonenumber builds its whole metadata
-//! database on first use (about 60 ms), which the webhooks, on the path of
-//! a ringing call and of every cold start, need not pay.
+//! ([`E164::from_canonical`]): the metadata is loaded on first use (about
+//! 10 ms), which the webhooks, on the path of a ringing call and of every
+//! cold start, need not pay.
 
 use std::fmt;
 
@@ -33,11 +34,18 @@ impl E164 {
         if !trimmed.starts_with('+') || trimmed.len() > 32 || !trimmed[1..].chars().all(allowed) {
             return Err(InvalidNumber::NotE164(shown()));
         }
-        let parsed = phonenumber::parse(None, trimmed).map_err(|_| InvalidNumber::Invalid(shown()))?;
-        if !phonenumber::is_valid(&parsed) {
+        let rules = &*rlibphonenumber::PHONE_NUMBER_UTIL;
+        let parsed = rules
+            .parse(trimmed, None)
+            .map_err(|_| InvalidNumber::Invalid(shown()))?;
+        if !rules.is_valid_number(&parsed) {
             return Err(InvalidNumber::Invalid(shown()));
         }
-        Ok(Self(parsed.format().mode(phonenumber::Mode::E164).to_string()))
+        Ok(Self(
+            rules
+                .format(&parsed, rlibphonenumber::PhoneNumberFormat::E164)
+                .into_owned(),
+        ))
     }
 
     /// A number in canonical E.164 form as Twilio sends it and as stored:
