@@ -833,6 +833,7 @@ async fn another_workspace_sees_and_touches_none_of_it() {
 
     let ours = message_sid("acme-text");
     assert_eq!(p.text_in(&ours, CUSTOMER, OUR_NUMBER, "for acme").await.status(), 200);
+    tick().await;
     let sent = p.send("alice", &text(CUSTOMER, OUR_NUMBER, "from acme"), None).await;
     let sent = sent.json()["sid"].as_str().unwrap().to_owned();
     let theirs = message_sid("globex-text");
