@@ -15,16 +15,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use redb::{
-    Database, Durability, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction,
-};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, oneshot, watch};
+use tokio::sync::{Notify, oneshot};
 
 use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent, Timestamp};
 use crate::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceId};
@@ -145,7 +142,9 @@ impl EmbeddedStore {
     }
 
     /// Runs `op` in one read transaction (a consistent snapshot). Reads take
-    /// microseconds and never wait for a writer, so they run in place.
+    /// microseconds and never wait for a writer, so they run in place. A
+    /// snapshot holds only durable commits: the writer commits every batch
+    /// durably before readers can see it.
     async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError>,
@@ -153,40 +152,12 @@ impl EmbeddedStore {
         op(&self.db.begin_read().map_err(unavailable)?)
     }
 
-    /// Like [`Self::read`], for a write's fast path: `check` looks at a
-    /// snapshot and either answers (`Some`: nothing to change, a duplicate) or
-    /// leaves the operation to the writer (`None`). An answer is returned
-    /// only once every commit the snapshot could see is durable.
-    async fn read_settled<T, F>(&self, check: F) -> Result<Option<T>, StoreError>
-    where
-        F: FnOnce(&ReadTransaction) -> Result<Option<T>, StoreError>,
-    {
-        let txn = self.db.begin_read().map_err(unavailable)?;
-        // Read after the snapshot began: covers every commit it can see.
-        let seen = self.writer.progress.committed.load(Ordering::SeqCst);
-        let Some(answer) = check(&txn)? else {
-            return Ok(None);
-        };
-        drop(txn);
-        let mut durable = self.writer.progress.durable.subscribe();
-        let settled = durable
-            .wait_for(|durable| durable.is_none_or(|covered| covered >= seen))
-            .await
-            .map_err(|_| StoreError::Unavailable("embedded store: the writer stopped".into()))?;
-        if settled.is_none() {
-            return Err(StoreError::Unavailable(
-                "embedded store: a durable commit failed".into(),
-            ));
-        }
-        Ok(Some(answer))
-    }
-
-    /// Runs `op` in one write transaction; what it wrote is committed, and on
+    /// Runs `op` in a write transaction; what it wrote is committed, and on
     /// disk, when this returns. If it fails, nothing it wrote is kept.
     async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<T, StoreError> + Send + 'static,
     {
         self.write_if_changed(move |txn| op(txn).map(|value| (value, true)))
             .await
@@ -194,28 +165,19 @@ impl EmbeddedStore {
 
     /// As [`Self::write`], for an operation that may find nothing to change
     /// (a duplicate, a state already reached): it says so with `false`, and
-    /// then costs no commit.
+    /// must then have written nothing. `op` may run more than once (see
+    /// [`Writer`]), so it only reads what it captured.
     async fn write_if_changed<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,
+        F: Fn(&WriteTransaction) -> Result<(T, bool), StoreError> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel();
-        let job: Job = Box::new(move |db, progress, durability| {
-            let outcome = apply(db, progress, durability, op);
-            let committed = match (&outcome, durability) {
-                (Ok((_, true)), Durability::Immediate) => Committed::Durable,
-                (Ok((_, true)), _) => Committed::Pending,
-                _ => Committed::Nothing,
-            };
-            let reply: Reply = Box::new(move |durable| {
-                let result = outcome.and_then(|(value, _)| durable.map(|()| value).map_err(StoreError::Unavailable));
-                // The caller may have gone away (a timeout); its write stands.
-                let _ = answer.send(result);
-            });
-            (reply, committed)
-        });
-        self.writer.submit(job)?;
+        self.writer.submit(Box::new(Pending {
+            op,
+            outcome: None,
+            answer,
+        }))?;
         // No answer means the operation panicked (and was rolled back).
         answered
             .await
@@ -223,101 +185,88 @@ impl EmbeddedStore {
     }
 }
 
-/// One write, run by the writer thread: committed with `durability` (the
-/// last of a batch durably, the others not), or aborted whole if `op` fails
-/// or changed nothing.
-fn apply<T>(
-    db: &Database,
-    progress: &Progress,
-    durability: Durability,
-    op: impl FnOnce(&WriteTransaction) -> Result<(T, bool), StoreError>,
-) -> Result<(T, bool), StoreError> {
-    let mut txn = db.begin_write().map_err(unavailable)?;
-    txn.set_durability(durability).map_err(unavailable)?;
-    match op(&txn) {
-        Ok((value, true)) => {
-            progress.committed.fetch_add(1, Ordering::SeqCst);
-            txn.commit().map_err(unavailable)?;
-            Ok((value, true))
-        }
-        Ok((value, false)) => {
-            txn.abort().map_err(unavailable)?;
-            Ok((value, false))
-        }
-        Err(error) => {
-            // The operation's own error is the one worth reporting.
-            let _ = txn.abort();
-            Err(error)
-        }
+/// A write waiting for the writer thread.
+trait Job: Send {
+    /// Runs the write in the batch's transaction. After [`Ran::Failed`] the
+    /// transaction may hold half of it and is rolled back.
+    fn run(&mut self, txn: &WriteTransaction) -> Ran;
+    /// Answers the caller once the batch's commit is known.
+    fn answer(self: Box<Self>, committed: Result<(), String>);
+}
+
+enum Ran {
+    Changed,
+    Unchanged,
+    Failed,
+}
+
+struct Pending<T, F> {
+    op: F,
+    /// The last run's outcome; `None` if it panicked.
+    outcome: Option<Result<T, StoreError>>,
+    answer: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: Fn(&WriteTransaction) -> Result<(T, bool), StoreError> + Send,
+{
+    fn run(&mut self, txn: &WriteTransaction) -> Ran {
+        self.outcome = None;
+        let (outcome, ran) = match (self.op)(txn) {
+            Ok((value, true)) => (Ok(value), Ran::Changed),
+            Ok((value, false)) => (Ok(value), Ran::Unchanged),
+            Err(error) => (Err(error), Ran::Failed),
+        };
+        self.outcome = Some(outcome);
+        ran
+    }
+
+    fn answer(self: Box<Self>, committed: Result<(), String>) {
+        // A failed write reports its own error; the others stand or fall
+        // with the commit (even an unchanged one read the batch's writes).
+        let result = match self.outcome {
+            Some(Ok(value)) => committed.map(|()| value).map_err(StoreError::Unavailable),
+            Some(Err(error)) => Err(error),
+            None => return,
+        };
+        // The caller may have gone away (a timeout); its write stands.
+        let _ = self.answer.send(result);
     }
 }
 
-/// A write for the writer thread, run with the durability the writer picks.
-/// It returns what it committed, and how to answer its caller once the
-/// batch's fate on disk is known.
-type Job = Box<dyn FnOnce(&Database, &Progress, Durability) -> (Reply, Committed) + Send>;
-type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
-
-/// What one write left behind.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Committed {
-    /// Nothing (no change, or it failed).
-    Nothing,
-    /// A change, visible but not yet on disk.
-    Pending,
-    /// A change on disk, and with it every pending one before it.
-    Durable,
-}
-
-/// The most writes one durable commit covers.
+/// The most writes one commit covers.
 const MAX_BATCH: usize = 256;
 
 /// Group commit. redb runs one write transaction at a time and a durable
 /// commit costs an fsync (100–150 µs on the benchmark machine's disk), so
-/// one write per fsync caps a busy server at a few thousand writes a second.
-/// Instead one thread runs every write: each commits without syncing
-/// (`Durability::None`, visible to readers at once), every write that queued
-/// up meanwhile joins the batch, and one durable commit then puts the whole
-/// batch on disk. Nobody is answered before that, so a write that returned
-/// survives a crash exactly as before; a write that fails is aborted alone.
+/// one write per commit caps a busy server at a few thousand writes a second.
+/// Instead one thread runs every write: the writes queued up (and those that
+/// arrive while it works) run one after another in one transaction, which is
+/// then committed durably; nobody is answered before that, and readers see
+/// the batch only once it is on disk. A write that fails or panics must not
+/// take the others with it: the transaction is rolled back and the batch
+/// replayed without it, so writes are `Fn` and may run more than once.
 struct Writer {
-    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    jobs: Option<std::sync::mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
-    progress: Arc<Progress>,
-}
-
-/// How far the writer got, for readers that answer from a snapshot
-/// ([`EmbeddedStore::read_settled`]): a snapshot may hold commits that are
-/// not durable yet, and an answer drawn from them must wait until they are.
-struct Progress {
-    /// Counts commits that change something; raised *before* each commit, so
-    /// it is never below the number of commits a snapshot can see.
-    committed: std::sync::atomic::AtomicU64,
-    /// The `committed` count the last durable commit covers; `None` once a
-    /// durable commit failed (redb takes no more writes until reopened).
-    durable: watch::Sender<Option<u64>>,
 }
 
 impl Writer {
     fn start(db: Arc<Database>) -> Result<Self, StoreError> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-        let progress = Arc::new(Progress {
-            committed: 0.into(),
-            durable: watch::Sender::new(Some(0)),
-        });
-        let writer_progress = Arc::clone(&progress);
+        let (jobs, queue) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("switchboard-store-writer".into())
-            .spawn(move || run_writer(&db, &queue, &writer_progress))
+            .spawn(move || run_writer(&db, &queue))
             .map_err(|e| StoreError::Unavailable(format!("embedded store: cannot start the writer: {e}")))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
-            progress,
         })
     }
 
-    fn submit(&self, job: Job) -> Result<(), StoreError> {
+    fn submit(&self, job: Box<dyn Job>) -> Result<(), StoreError> {
         self.jobs
             .as_ref()
             .and_then(|jobs| jobs.send(job).ok())
@@ -336,70 +285,77 @@ impl Drop for Writer {
     }
 }
 
-fn run_writer(db: &Database, queue: &std::sync::mpsc::Receiver<Job>, progress: &Progress) {
-    let mut replies: Vec<Reply> = Vec::with_capacity(MAX_BATCH);
+fn run_writer(db: &Database, queue: &std::sync::mpsc::Receiver<Box<dyn Job>>) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
-        let mut pending = false;
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            let following = if replies.len() + 1 < MAX_BATCH {
-                queue.try_recv().ok()
-            } else {
-                None
-            };
-            // The last write of a batch commits durably itself: one commit
-            // fewer than a separate durable one.
-            let durability = match following {
-                Some(_) => Durability::None,
-                None => Durability::Immediate,
-            };
-            // A panicking operation must not take the writer (and every later
-            // write) with it: its transaction is dropped, so aborted.
-            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db, progress, durability))) {
-                Ok((reply, committed)) => {
-                    match committed {
-                        Committed::Nothing => {}
-                        Committed::Pending => pending = true,
-                        Committed::Durable => {
-                            pending = false;
-                            let covered = progress.committed.load(Ordering::SeqCst);
-                            progress.durable.send_replace(Some(covered));
-                        }
-                    }
-                    replies.push(reply);
-                }
-                Err(_) => tracing::error!("an embedded store write panicked; it was rolled back"),
-            }
-            next = following;
-        }
-        // The last write changed nothing, or failed (perhaps in its durable
-        // commit): whatever the batch committed still needs making durable.
-        let behind = progress
-            .durable
-            .borrow()
-            .is_some_and(|covered| covered < progress.committed.load(Ordering::SeqCst));
-        let durable = if pending || behind {
-            let covered = progress.committed.load(Ordering::SeqCst);
-            let durable = make_durable(db);
-            progress.durable.send_replace(durable.is_ok().then_some(covered));
-            durable
-        } else {
-            Ok(())
-        };
-        for reply in replies.drain(..) {
-            reply(durable.clone());
+        batch.push(first);
+        let committed = commit_batch(db, queue, &mut batch);
+        for job in batch.drain(..) {
+            job.answer(committed.clone());
         }
     }
 }
 
-/// Puts every commit since the last durable one on disk.
-fn make_durable(db: &Database) -> Result<(), String> {
-    let commit = || -> Result<(), redb::Error> {
-        let txn = db.begin_write()?;
-        txn.commit()?;
-        Ok(())
+/// Runs `batch`, and every write that joins it meanwhile, in one transaction
+/// and commits it durably. Writes that fail are left out, and keep their error.
+fn commit_batch(
+    db: &Database,
+    queue: &std::sync::mpsc::Receiver<Box<dyn Job>>,
+    batch: &mut Vec<Box<dyn Job>>,
+) -> Result<(), String> {
+    let mut left_out = vec![false; batch.len()];
+    'replay: loop {
+        let txn = db.begin_write().map_err(|e| format!("embedded store: {e}"))?;
+        let mut changed = false;
+        let mut next = 0;
+        loop {
+            if next == batch.len() {
+                // Writes that queued up meanwhile join, up to the limit.
+                let joined = if batch.len() < MAX_BATCH {
+                    queue.try_recv().ok()
+                } else {
+                    None
+                };
+                let Some(job) = joined else { break };
+                batch.push(job);
+                left_out.push(false);
+            }
+            if !left_out[next] {
+                let job = &mut batch[next];
+                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn)));
+                let failed = match ran {
+                    Ok(Ran::Changed) => {
+                        changed = true;
+                        false
+                    }
+                    Ok(Ran::Unchanged) => false,
+                    Ok(Ran::Failed) => true,
+                    Err(_) => {
+                        tracing::error!("an embedded store write panicked; it was rolled back");
+                        true
+                    }
+                };
+                if failed {
+                    // The transaction may hold part of it: start over without it.
+                    left_out[next] = true;
+                    let _ = txn.abort();
+                    continue 'replay;
+                }
+            }
+            next += 1;
+        }
+        return commit(txn, changed);
+    }
+}
+
+/// Commits a batch's transaction durably, or drops it if it changed nothing.
+fn commit(txn: WriteTransaction, changed: bool) -> Result<(), String> {
+    let done = if changed {
+        txn.commit().map_err(redb::Error::from)
+    } else {
+        txn.abort().map_err(redb::Error::from)
     };
-    commit().map_err(|e| format!("embedded store: {e}"))
+    done.map_err(|e| format!("embedded store: {e}"))
 }
 
 #[async_trait]
@@ -481,15 +437,15 @@ impl NumberStore for EmbeddedStore {
                     .map_err(unavailable)?;
                 owners.remove(gone.as_str()).map_err(unavailable)?;
             }
-            for (number, new) in wanted {
+            for (number, new) in &wanted {
                 // Twilio knows the number and its SID; agents and label are ours.
-                let record = match existing.get(&number) {
+                let record = match existing.get(number) {
                     Some(old) => PhoneNumber {
                         agents: old.agents.clone(),
                         label: old.label.clone(),
-                        ..new
+                        ..new.clone()
                     },
-                    None => new,
+                    None => new.clone(),
                 };
                 save(&mut table, &key(&[ws.as_str(), number.as_str()]), &record)?;
                 owners.insert(number.as_str(), ws.as_str()).map_err(unavailable)?;
@@ -521,8 +477,8 @@ impl NumberStore for EmbeddedStore {
             let mut table = txn.open_table(NUMBERS).map_err(unavailable)?;
             let mut stored: PhoneNumber =
                 load(&table, &key)?.ok_or_else(|| StoreError::NotFound(format!("phone number {}", number.number)))?;
-            stored.agents = number.agents;
-            stored.label = number.label;
+            stored.agents.clone_from(&number.agents);
+            stored.label.clone_from(&number.label);
             save(&mut table, &key, &stored)
         })
         .await
@@ -636,7 +592,7 @@ impl CallStore for EmbeddedStore {
     ) -> Result<bool, StoreError> {
         let key = key(&[workspace.as_str(), id.as_str(), &event.key]);
         let seen = self
-            .read_settled(|txn| {
+            .read(|txn| {
                 let events = txn.open_table(EVENTS).map_err(unavailable)?;
                 Ok(events.get(key.as_str()).map_err(unavailable)?.map(|_| false))
             })
@@ -701,7 +657,7 @@ impl CallStore for EmbeddedStore {
     async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError> {
         let key = key(&[workspace.as_str(), sid.as_str()]);
         let linked = self
-            .read_settled(|txn| {
+            .read(|txn| {
                 let links = txn.open_table(CALL_SIDS).map_err(unavailable)?;
                 Ok(links.get(key.as_str()).map_err(unavailable)?.map(|_| ()))
             })
@@ -782,7 +738,7 @@ impl EmbeddedStore {
     ) -> Result<T, StoreError> {
         let key = key(&[workspace.as_str(), id.as_str()]);
         let settled = self
-            .read_settled(|txn| {
+            .read(|txn| {
                 let mut session = load_call(&txn.open_table(CALLS).map_err(unavailable)?, &key, id)?;
                 let (out, changed) = change(&mut session);
                 Ok((!changed).then_some(out))
@@ -870,7 +826,7 @@ impl MessageStore for EmbeddedStore {
             let mut messages = txn.open_table(MESSAGES).map_err(unavailable)?;
             let mut message: Message =
                 load(&messages, &key)?.ok_or_else(|| StoreError::NotFound(format!("message {sid}")))?;
-            message.status = status;
+            message.status.clone_from(&status);
             save(&mut messages, &key, &message)
         })
         .await
@@ -941,7 +897,7 @@ impl IdempotencyStore for EmbeddedStore {
                 expiry.remove(index_key.as_str()).map_err(unavailable)?;
                 records.remove(expired_key.as_str()).map_err(unavailable)?;
             }
-            Ok(value)
+            Ok(value.clone())
         })
         .await
     }
@@ -1279,6 +1235,94 @@ mod tests {
         assert!(!again.unwrap(), "a claim survives the restart");
         let value = store.remember(&ws, "k", "other", Duration::from_secs(60)).await;
         assert_eq!(value.unwrap(), "v");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_or_panicking_write_leaves_its_batch_whole() {
+        use std::pin::Pin;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::task::Poll;
+        type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let put = |txn: &WriteTransaction, key: &str| {
+            txn.open_table(JOBS)
+                .map_err(unavailable)?
+                .insert(key, "x")
+                .map(drop)
+                .map_err(unavailable)
+        };
+        // The first write holds the writer until every other one is queued,
+        // so they all join its batch.
+        let open = Arc::new(AtomicBool::new(false));
+        let blocker_runs = Arc::new(AtomicUsize::new(0));
+        let (runs, gate) = (Arc::clone(&blocker_runs), Arc::clone(&open));
+        let mut writes: Vec<Write<'_>> = vec![Box::pin(store.write(move |txn| {
+            runs.fetch_add(1, Ordering::SeqCst);
+            while !gate.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            put(txn, "blocker")
+        }))];
+        for i in 0..12 {
+            let write: Write<'_> = match i {
+                4 => Box::pin(store.write(move |txn| {
+                    put(txn, "failed")?;
+                    Err(StoreError::Conflict("refused half way".into()))
+                })),
+                8 => Box::pin(store.write(move |txn| {
+                    put(txn, "panicked")?;
+                    panic!("a bug half way through a write")
+                })),
+                _ => Box::pin(store.write(move |txn| put(txn, &format!("good-{i}")))),
+            };
+            writes.push(write);
+        }
+        // One poll each submits them, in order.
+        std::future::poll_fn(|cx| {
+            for write in &mut writes {
+                assert!(write.as_mut().poll(cx).is_pending());
+            }
+            Poll::Ready(())
+        })
+        .await;
+        open.store(true, Ordering::SeqCst);
+        let mut results = Vec::new();
+        for write in writes {
+            results.push(write.await);
+        }
+
+        assert_eq!(
+            blocker_runs.load(Ordering::SeqCst),
+            3,
+            "one batch, replayed after each bad write"
+        );
+        assert!(matches!(results[5], Err(StoreError::Conflict(_))), "{:?}", results[5]);
+        assert!(
+            matches!(results[9], Err(StoreError::Unavailable(_))),
+            "{:?}",
+            results[9]
+        );
+        let read = store.db.begin_read().unwrap();
+        let jobs = read.open_table(JOBS).unwrap();
+        for (i, result) in results.iter().enumerate().filter(|(i, _)| ![5, 9].contains(i)) {
+            assert!(result.is_ok(), "write {i}: {result:?}");
+        }
+        let mut kept: Vec<String> = jobs
+            .iter()
+            .unwrap()
+            .map(|entry| entry.unwrap().0.value().to_owned())
+            .collect();
+        kept.sort();
+        let mut expected: Vec<String> = (0..12)
+            .filter(|i| ![4, 8].contains(i))
+            .map(|i| format!("good-{i}"))
+            .chain(["blocker".to_owned()])
+            .collect();
+        expected.sort();
+        assert_eq!(kept, expected, "every good write, nothing of the bad ones");
+        store.write(move |txn| put(txn, "after")).await.unwrap();
     }
 
     #[tokio::test]
