@@ -165,8 +165,8 @@ impl EmbeddedStore {
 
     /// As [`Self::write`], for an operation that may find nothing to change
     /// (a duplicate, a state already reached): it says so with `false`, and
-    /// must then have written nothing. `op` may run more than once (see
-    /// [`Writer`]), so it only reads what it captured.
+    /// must then have written nothing. `op` may run twice (see [`Writer`]),
+    /// so it only reads what it captured.
     async fn write_if_changed<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -246,8 +246,8 @@ const MAX_BATCH: usize = 256;
 /// arrive while it works) run one after another in one transaction, which is
 /// then committed durably; nobody is answered before that, and readers see
 /// the batch only once it is on disk. A write that fails or panics must not
-/// take the others with it: the transaction is rolled back and the batch
-/// replayed without it, so writes are `Fn` and may run more than once.
+/// take the others with it: the transaction is rolled back and the writes
+/// before it run again (so writes are `Fn`; none runs more than twice).
 struct Writer {
     jobs: Option<std::sync::mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -289,63 +289,78 @@ fn run_writer(db: &Database, queue: &std::sync::mpsc::Receiver<Box<dyn Job>>) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = queue.recv() {
         batch.push(first);
-        let committed = commit_batch(db, queue, &mut batch);
-        for job in batch.drain(..) {
-            job.answer(committed.clone());
+        while !batch.is_empty() {
+            let (finished, committed) = commit_batch(db, queue, &mut batch);
+            for job in batch.drain(..finished) {
+                job.answer(committed.clone());
+            }
         }
     }
 }
 
 /// Runs `batch`, and every write that joins it meanwhile, in one transaction
-/// and commits it durably. Writes that fail are left out, and keep their error.
+/// and commits it durably. A write that fails (or panics) ends the batch
+/// early: the transaction may hold part of it, so it is rolled back, the
+/// writes before the failed one run again and are committed, and the ones
+/// after it wait for the next batch. Returns how many writes, from the
+/// front, are finished, and how their commit went.
 fn commit_batch(
     db: &Database,
     queue: &std::sync::mpsc::Receiver<Box<dyn Job>>,
     batch: &mut Vec<Box<dyn Job>>,
-) -> Result<(), String> {
-    let mut left_out = vec![false; batch.len()];
-    'replay: loop {
-        let txn = db.begin_write().map_err(|e| format!("embedded store: {e}"))?;
-        let mut changed = false;
-        let mut next = 0;
-        loop {
-            if next == batch.len() {
-                // Writes that queued up meanwhile join, up to the limit.
-                let joined = if batch.len() < MAX_BATCH {
-                    queue.try_recv().ok()
-                } else {
-                    None
-                };
-                let Some(job) = joined else { break };
-                batch.push(job);
-                left_out.push(false);
-            }
-            if !left_out[next] {
-                let job = &mut batch[next];
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(&txn)));
-                let failed = match ran {
-                    Ok(Ran::Changed) => {
-                        changed = true;
-                        false
-                    }
-                    Ok(Ran::Unchanged) => false,
-                    Ok(Ran::Failed) => true,
-                    Err(_) => {
-                        tracing::error!("an embedded store write panicked; it was rolled back");
-                        true
-                    }
-                };
-                if failed {
-                    // The transaction may hold part of it: start over without it.
-                    left_out[next] = true;
-                    let _ = txn.abort();
-                    continue 'replay;
-                }
-            }
-            next += 1;
+) -> (usize, Result<(), String>) {
+    let txn = match db.begin_write() {
+        Ok(txn) => txn,
+        Err(e) => return (batch.len(), Err(format!("embedded store: {e}"))),
+    };
+    let mut changed = false;
+    let mut next = 0;
+    loop {
+        if next == batch.len() {
+            // Writes that queued up meanwhile join, up to the limit.
+            let joined = if batch.len() < MAX_BATCH {
+                queue.try_recv().ok()
+            } else {
+                None
+            };
+            let Some(job) = joined else { break };
+            batch.push(job);
         }
-        return commit(txn, changed);
+        match run_job(&mut batch[next], &txn) {
+            Ran::Changed => changed = true,
+            Ran::Unchanged => {}
+            Ran::Failed => {
+                let _ = txn.abort();
+                return (next + 1, replay(db, &mut batch[..next]));
+            }
+        }
+        next += 1;
     }
+    (batch.len(), commit(txn, changed))
+}
+
+/// Runs again, in a new transaction, writes that ran without failing in one
+/// that was rolled back, and commits them.
+fn replay(db: &Database, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
+    let txn = db.begin_write().map_err(|e| format!("embedded store: {e}"))?;
+    let mut changed = false;
+    for job in jobs {
+        match run_job(job, &txn) {
+            Ran::Changed => changed = true,
+            Ran::Unchanged => {}
+            // Only the disk can make a write fail the second time.
+            Ran::Failed => return Err("embedded store: a write failed when run again".into()),
+        }
+    }
+    commit(txn, changed)
+}
+
+/// Runs one write; a panic counts as a failure (and the write gets no answer).
+fn run_job(job: &mut Box<dyn Job>, txn: &WriteTransaction) -> Ran {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(txn))).unwrap_or_else(|_| {
+        tracing::error!("an embedded store write panicked; it was rolled back");
+        Ran::Failed
+    })
 }
 
 /// Commits a batch's transaction durably, or drops it if it changed nothing.
@@ -1295,8 +1310,8 @@ mod tests {
 
         assert_eq!(
             blocker_runs.load(Ordering::SeqCst),
-            3,
-            "one batch, replayed after each bad write"
+            2,
+            "in the failing write's batch: run again once, and committed"
         );
         assert!(matches!(results[5], Err(StoreError::Conflict(_))), "{:?}", results[5]);
         assert!(
