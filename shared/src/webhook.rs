@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use crate::api::Request;
 use crate::app::App;
 use crate::ids::{AccountSid, WorkspaceId};
-use crate::secrets::{Sealed, SecretError};
+use crate::secrets::{Sealed, SecretBox, SecretError};
 use crate::store::StoreError;
 use crate::twilio::signature::SigningKey;
 use crate::workspace::Workspace;
@@ -48,14 +48,14 @@ impl SigningKeys {
     /// opened now (and kept).
     pub async fn get(
         &self,
-        app: &App,
+        secrets: &dyn SecretBox,
         workspace: &WorkspaceId,
         sealed: &Sealed,
     ) -> Result<Arc<SigningKey>, SecretError> {
         if let Some(key) = self.kept(workspace, sealed) {
             return Ok(key);
         }
-        let token = app.secrets.open(workspace, sealed).await?;
+        let token = secrets.open(workspace, sealed).await?;
         let key = Arc::new(SigningKey::new(token.expose_secret().as_bytes()));
         let entry = CachedKey {
             sealed: sealed.0.clone(),
@@ -184,7 +184,10 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
     let Some(twilio) = workspace.twilio.as_ref().filter(|t| t.account_sid == account) else {
         return Err(WebhookError::Forbidden);
     };
-    let key = app.signing_keys.get(app, &workspace.id, &twilio.auth_token).await?;
+    let key = app
+        .signing_keys
+        .get(app.secrets.as_ref(), &workspace.id, &twilio.auth_token)
+        .await?;
 
     let url = match &request.query {
         Some(query) => app.config.public_url.join(&format!("{}?{query}", request.path)),

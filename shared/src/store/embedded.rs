@@ -178,10 +178,9 @@ impl EmbeddedStore {
             outcome: None,
             answer,
         }))?;
-        // No answer means the operation panicked (and was rolled back).
         answered
             .await
-            .map_err(|_| StoreError::Unavailable("embedded store: the write failed".into()))?
+            .map_err(|_| StoreError::Unavailable("embedded store: the writer stopped".into()))?
     }
 }
 
@@ -202,7 +201,7 @@ enum Ran {
 
 struct Pending<T, F> {
     op: F,
-    /// The last run's outcome; `None` if it panicked.
+    /// The last run's outcome; `None` if it panicked or never ran.
     outcome: Option<Result<T, StoreError>>,
     answer: oneshot::Sender<Result<T, StoreError>>,
 }
@@ -229,7 +228,10 @@ where
         let result = match self.outcome {
             Some(Ok(value)) => committed.map(|()| value).map_err(StoreError::Unavailable),
             Some(Err(error)) => Err(error),
-            None => return,
+            // It panicked, or the batch could not begin.
+            None => Err(StoreError::Unavailable(committed.err().unwrap_or_else(|| {
+                "embedded store: the write panicked and was rolled back".into()
+            }))),
         };
         // The caller may have gone away (a timeout); its write stands.
         let _ = self.answer.send(result);
@@ -355,7 +357,7 @@ fn replay(db: &Database, jobs: &mut [Box<dyn Job>]) -> Result<(), String> {
     commit(txn, changed)
 }
 
-/// Runs one write; a panic counts as a failure (and the write gets no answer).
+/// Runs one write; a panic counts as a failure.
 fn run_job(job: &mut Box<dyn Job>, txn: &WriteTransaction) -> Ran {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job.run(txn))).unwrap_or_else(|_| {
         tracing::error!("an embedded store write panicked; it was rolled back");
