@@ -12,18 +12,14 @@
 //! `cargo bench --bench cold_start` after `cargo build --release`
 //! (`scripts/bench.sh` does both). Figures: `target/bench/cold_start.json`.
 
-mod common;
-#[path = "common/emulator.rs"]
-mod emulator;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
-use emulator::Emulator;
 use serde_json::{Value, json};
 use switchboard::routes;
+use switchboard_testkit::bench::*;
+use switchboard_testkit::emulator::Emulator;
 
 /// Functions whose sample event needs no number, call or recording: their
 /// events (events/README.md) presume a connected workspace only.
@@ -201,7 +197,7 @@ fn measure(mut command: Command, event: &[u8], log: &Path, twilio_api: bool) -> 
     let started = std::time::Instant::now();
     let mut child = command.spawn().map_err(|e| format!("cannot start: {e}"))?;
     let posted = emulator.wait(Duration::from_secs(20));
-    let peak = common::proc_status_kb(child.id(), "VmHWM:");
+    let peak = proc_status_kb(child.id(), "VmHWM:");
     let exited = child.try_wait().ok().flatten();
     let _ = child.kill();
     let _ = child.wait();

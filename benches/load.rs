@@ -15,15 +15,13 @@
 //! `cargo bench --bench load` after `cargo build --release` (`scripts/bench.sh`
 //! does both). Figures: `target/bench/load.json`.
 
-mod common;
-
 use std::fmt::Write as _;
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
 use serde_json::{Value, json};
+use switchboard_testkit::bench::*;
 
 /// Calls the callbacks are spread over, and callbacks per call: more
 /// distinct requests than a run sends (10 s at well over 10,000 a second).

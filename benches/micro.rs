@@ -16,19 +16,17 @@
 //!
 //! `scripts/bench.sh` runs it and checks the budgets (README, "Performance").
 
-mod common;
-
 use std::hint::black_box;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::*;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use switchboard::ids::{AccountSid, ApiKeySid, ApplicationSid};
 use switchboard::routes::Router;
 use switchboard::twilio::access_token::{self, VoiceGrant};
 use switchboard::twilio::signature;
 use switchboard::twilio::twiml::{Conference, Dial, Response};
+use switchboard_testkit::bench::*;
 
 fn library(c: &mut Criterion) {
     let mut group = c.benchmark_group("library");

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use clap::Parser;
 use http::{HeaderName, Method, header};
 use switchboard::api::{self, ApiError, MAX_BODY_BYTES};
-use switchboard::app::App;
-use switchboard::config::Config;
+use switchboard::app::{App, StartupError};
+use switchboard::config::{Backend, Config};
+use switchboard::ports::{Adapters, DurableQueue};
+use switchboard::recordings::worker::run_local_worker;
 use switchboard::routes::{ROUTES, Router};
-use switchboard::telemetry;
+use switchboard::telemetry::{self, error_chain};
+use switchboard_aws::AwsResources;
 use tokio::net::TcpListener;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::services::ServeFile;
@@ -32,6 +35,7 @@ async fn main() -> ExitCode {
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
+            let error = error_chain(error.as_ref());
             tracing::error!(%error, "switchboard stopped");
             eprintln!("switchboard: {error}");
             ExitCode::FAILURE
@@ -51,7 +55,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .or_else(|| (name == "SWITCHBOARD_PUBLIC_URL").then(|| local_url.clone()))
     })?;
     let public_url = config.public_url.clone();
-    let app = Arc::new(App::from_config(config).await?);
+    let (adapters, local_queue) = open_adapters(&config.backend).await?;
+    let app = Arc::new(App::new(config, adapters)?);
     let router = Arc::new(Router::all());
 
     for route in ROUTES.iter().filter(|r| r.handler.is_twilio()) {
@@ -60,10 +65,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(address = %bound, public_url = public_url.as_str(), "switchboard listening");
 
     // Recording copies queued by callbacks run here, after the response.
-    let worker = app
-        .local_jobs
-        .clone()
-        .map(|queue| tokio::spawn(switchboard::recordings::queue::run_local_worker(app.clone(), queue)));
+    let worker = local_queue.map(|queue| tokio::spawn(run_local_worker(app.clone(), queue)));
 
     // Browser dialers are served from another origin (a dev server, an app).
     // Agents authenticate with bearer tokens, never cookies, so any origin may call.
@@ -89,6 +91,31 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     tracing::info!("switchboard stopped cleanly");
     Ok(())
+}
+
+/// The adapters the configuration names: the embedded store (with its
+/// durable queue, which this process drains), or AWS.
+async fn open_adapters(backend: &Backend) -> Result<(Adapters, Option<Arc<dyn DurableQueue>>), StartupError> {
+    match backend {
+        Backend::Embedded { data_dir } => {
+            let (adapters, queue) = switchboard_embedded::open(data_dir)?;
+            Ok((adapters, Some(queue as Arc<dyn DurableQueue>)))
+        }
+        Backend::Aws {
+            table,
+            kms_key_id,
+            recordings_bucket,
+            recording_queue_url,
+        } => {
+            let resources = AwsResources {
+                table: table.clone(),
+                kms_key_id: kms_key_id.clone(),
+                recordings_bucket: recordings_bucket.clone(),
+                recording_queue_url: recording_queue_url.clone(),
+            };
+            Ok((switchboard_aws::open(&resources).await, None))
+        }
+    }
 }
 
 type State = (Arc<App>, Arc<Router>);
@@ -136,7 +163,7 @@ async fn into_axum(response: api::Response, request_headers: http::HeaderMap) ->
                     if file_parts.status.is_success()
                         && let Ok(value) = http::HeaderValue::from_str(&content_type)
                     {
-                        file_parts.headers.insert(http::header::CONTENT_TYPE, value);
+                        file_parts.headers.insert(header::CONTENT_TYPE, value);
                     }
                     axum::response::Response::from_parts(file_parts, axum::body::Body::new(file_body))
                 }

@@ -3,18 +3,17 @@
 //! bounded by about a part, not the recording. Its own test binary, so the
 //! process's peak RSS is this copy's.
 
-mod harness;
-mod support;
-
 use std::sync::Arc;
+use switchboard_testkit::moto;
 
-use harness::*;
-use support::media::{Media, MediaServer, sha256_of};
-use switchboard::calls::{CallSession, Direction, Timestamp};
+use switchboard::jobs::CopyJob;
+use switchboard::model::calls::{CallSession, Direction};
+use switchboard::model::recordings::{Recording, RecordingStatus};
 use switchboard::recordings::copy::{Copied, copy_recording};
-use switchboard::recordings::queue::CopyJob;
-use switchboard::recordings::{Recording, RecordingStatus};
-use switchboard::store::recordings::s3::S3Recordings;
+use switchboard::time::Timestamp;
+use switchboard_aws::S3Recordings;
+use switchboard_testkit::harness::*;
+use switchboard_testkit::media::{Media, MediaServer, sha256_of};
 
 const MIB: u64 = 1024 * 1024;
 const LEN: u64 = 200 * MIB;
@@ -53,7 +52,7 @@ fn pending(sid: &str) -> Recording {
 async fn copying_200_mb_keeps_memory_bounded() {
     let media = MediaServer::start().await;
     let mut t = TestApp::with_env(&[("SWITCHBOARD_TWILIO_API_URL", media.uri())]).await;
-    let (s3, bucket) = support::fresh_bucket().await;
+    let (s3, bucket) = moto::fresh_bucket().await;
     let recordings = S3Recordings::new(s3.clone(), bucket.clone());
     assert_eq!(recordings.part_size(), 8 * MIB as usize, "the production part size");
     t.app.recordings = Some(Arc::new(recordings));

@@ -6,8 +6,11 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::secrets::SecretError;
-use crate::store::StoreError;
+use crate::ports::{SecretError, StoreError};
+use crate::telemetry::error_chain;
+use crate::twilio::rest::TwilioError;
+use crate::twilio::twiml;
+use crate::twilio::webhooks::Params;
 
 /// Bodies larger than this are refused with 413 before any handler runs.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -53,6 +56,23 @@ impl Request {
         self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
+    /// The query string's parameters (`?callId=…&limit=…`).
+    pub fn query_params(&self) -> Params {
+        Params::parse_form(self.query.as_deref().unwrap_or("").as_bytes())
+    }
+
+    /// A `true`/`false` query parameter, false when absent.
+    pub fn query_flag(&self, name: &str) -> Result<bool, ApiError> {
+        match self.query_params().get(name) {
+            None | Some("false") => Ok(false),
+            Some("true") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "{name} must be true or false, not {:?}",
+                other.chars().take(16).collect::<String>()
+            ))),
+        }
+    }
+
     /// The body as JSON of type `T`, or a 400/415 that says what is wrong.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         let content_type = self.header(header::CONTENT_TYPE).unwrap_or("");
@@ -62,6 +82,9 @@ impl Request {
         serde_json::from_slice(&self.body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
 }
+
+/// How long an `Idempotency-Key` is remembered.
+pub const IDEMPOTENCY_TTL: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
 
 /// Listings return this many items unless `limit` asks otherwise.
 pub const DEFAULT_PAGE: usize = 25;
@@ -119,6 +142,24 @@ pub fn xml_response(xml: String) -> Response {
     with_type(StatusCode::OK, "text/xml; charset=utf-8", xml.into())
 }
 
+/// A TwiML document as Twilio's answer.
+pub fn twiml(response: twiml::Response) -> Response {
+    xml_response(response.to_xml())
+}
+
+/// The empty `<Response/>`: a callback acknowledged, nothing to do.
+pub fn empty_twiml() -> Response {
+    twiml(twiml::Response::new())
+}
+
+/// `Cache-Control: no-store` for responses that carry credentials.
+pub fn no_store(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
 pub fn with_type(status: StatusCode, content_type: &'static str, body: Bytes) -> Response {
     let mut response = http::Response::new(Body::Full(body));
     *response.status_mut() = status;
@@ -162,6 +203,14 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// Twilio failed at `step`: 502 that names the step and every cause.
+    pub fn upstream(step: &'static str) -> impl Fn(TwilioError) -> Self {
+        move |error| Self::Upstream {
+            step,
+            message: error_chain(&error),
+        }
+    }
+
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Unauthorized(AuthError::KeysUnavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ use url::Url;
 
 use crate::config::{AuthConfig, KeySource};
 use crate::ids::{AgentId, WorkspaceId};
+use crate::telemetry::error_chain;
 
 /// A signed-in agent: who, in which workspace, with which role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ impl Authenticator {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
-        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(in_words(&e)))?;
 
         let (key, algorithm) = match (&self.config.keys, &self.jwks) {
             (KeySource::Hs256(secret), _) => {
@@ -134,7 +135,7 @@ impl Authenticator {
         }
 
         let claims = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &self.validation(algorithm))
-            .map_err(|e| AuthError::Invalid(e.to_string()))?
+            .map_err(|e| AuthError::Invalid(in_words(&e)))?
             .claims;
         self.agent_from(&claims)
     }
@@ -171,6 +172,29 @@ impl Authenticator {
         };
         let role = if is_admin { Role::Admin } else { Role::Agent };
         Ok(Agent { workspace, id, role })
+    }
+}
+
+/// What is wrong with a token, in words a person can act on (the library's
+/// own names, `InvalidSignature` or `ExpiredSignature`, are not).
+fn in_words(error: &jsonwebtoken::errors::Error) -> String {
+    use jsonwebtoken::errors::ErrorKind;
+    match error.kind() {
+        ErrorKind::ExpiredSignature => "the token has expired: sign in again".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (its nbf is in the future)".into(),
+        ErrorKind::InvalidSignature => {
+            "the token's signature does not match: it was not signed with the configured key".into()
+        }
+        ErrorKind::InvalidIssuer => "the token was issued by another issuer than the configured one".into(),
+        ErrorKind::InvalidAudience => "the token is meant for another audience than the configured one".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+        ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
+            "this is not a well-formed JWT (three base64url parts separated by dots)".into()
+        }
+        ErrorKind::InvalidAlgorithm | ErrorKind::InvalidAlgorithmName => {
+            "the token's algorithm is not the one its key is for".into()
+        }
+        _ => format!("the token could not be checked ({error})"),
     }
 }
 
@@ -217,7 +241,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self) -> Result<HashMap<String, (DecodingKey, Algorithm)>, AuthError> {
-        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(e.without_url().to_string());
+        let unavailable = |e: reqwest::Error| AuthError::KeysUnavailable(error_chain(&e.without_url()));
         let set: JwkSet = self
             .http
             .get(self.url.clone())

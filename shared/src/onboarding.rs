@@ -12,13 +12,13 @@ use http::StatusCode;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{self, ApiError, Request, Response};
+use crate::api::{self, ApiError, Request, Response, no_store};
 use crate::app::App;
 use crate::auth::Agent;
 use crate::ids::{AccountSid, ApplicationSid, PhoneNumberSid, WorkspaceId};
+use crate::paths;
 use crate::phone::E164;
-use crate::routes::{no_store, paths};
-use crate::secrets::SecretError;
+use crate::telemetry::error_chain;
 use crate::twilio::rest::{Application, IncomingNumber, NumberWebhooks, TwilioClient, TwilioError, VoiceWebhooks};
 use crate::workspace::{ApiKey, PhoneNumber, TwilioAccount, Workspace};
 
@@ -134,14 +134,6 @@ fn key_friendly_name(workspace: &WorkspaceId) -> String {
     format!("Switchboard {workspace} access tokens")
 }
 
-/// A Twilio failure at `step`: 502 that names the step.
-fn upstream(step: &'static str) -> impl Fn(TwilioError) -> ApiError {
-    move |error| ApiError::Upstream {
-        step,
-        message: error.to_string(),
-    }
-}
-
 /// `PUT /workspace/twilio`.
 pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
     let body: ConfigureBody = request.json()?;
@@ -174,12 +166,7 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
         });
     }
 
-    let twilio = TwilioClient::with_auth_token(
-        app.http.clone(),
-        app.config.twilio_api_url.clone(),
-        account_sid.clone(),
-        auth_token.clone(),
-    );
+    let twilio = app.twilio.with_auth_token(account_sid.clone(), auth_token.clone());
     check_credentials(&twilio).await?;
 
     let mut workspace = app
@@ -222,7 +209,7 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
     let numbers = twilio
         .list_incoming_numbers()
         .await
-        .map_err(upstream("list phone numbers"))?;
+        .map_err(ApiError::upstream("list phone numbers"))?;
     let mut stored = Vec::new();
     for number in &numbers {
         let Ok(e164) = E164::parse(&number.phone_number) else {
@@ -260,7 +247,7 @@ async fn check_credentials(twilio: &TwilioClient) -> Result<(), ApiError> {
             code: "twilio_credentials_rejected",
             message: format!("Twilio refused the account SID and auth token: {message}"),
         }),
-        Err(error) => Err(upstream("check credentials")(error)),
+        Err(error) => Err(ApiError::upstream("check credentials")(error)),
     }
 }
 
@@ -273,26 +260,20 @@ async fn ensure_api_key(
 ) -> Result<ResourceReport, ApiError> {
     if let Some(key) = &account.api_key {
         let secret = app.secrets.open(ws, &key.secret).await?;
-        let with_key = TwilioClient::with_api_key(
-            app.http.clone(),
-            app.config.twilio_api_url.clone(),
-            account.account_sid.clone(),
-            &key.sid,
-            secret,
-        );
+        let with_key = app.twilio.with_api_key(account.account_sid.clone(), &key.sid, secret);
         match with_key.fetch_account().await {
             Ok(_) => return Ok(ResourceReport::new(Kind::ApiKey, &key.sid, Outcome::Unchanged)),
             // Revoked or deleted at Twilio: replace it.
             Err(TwilioError::Unauthorized { .. } | TwilioError::NotFound { .. }) => {
                 let _ = twilio.delete_key(&key.sid).await;
             }
-            Err(error) => return Err(upstream("check API key")(error)),
+            Err(error) => return Err(ApiError::upstream("check API key")(error)),
         }
     }
     let created = twilio
         .create_key(&key_friendly_name(ws))
         .await
-        .map_err(upstream("create API key"))?;
+        .map_err(ApiError::upstream("create API key"))?;
     account.api_key = Some(ApiKey {
         secret: app.secrets.seal(ws, &created.secret).await?,
         sid: created.sid.clone(),
@@ -312,7 +293,7 @@ async fn ensure_twiml_app(
         Some(sid) => match twilio.fetch_application(sid).await {
             Ok(app) => Some(app),
             Err(TwilioError::NotFound { .. }) => None,
-            Err(error) => return Err(upstream("find TwiML App")(error)),
+            Err(error) => return Err(ApiError::upstream("find TwiML App")(error)),
         },
         None => None,
     };
@@ -320,7 +301,7 @@ async fn ensure_twiml_app(
         existing = twilio
             .find_applications(&app_friendly_name(ws))
             .await
-            .map_err(upstream("find TwiML App"))?
+            .map_err(ApiError::upstream("find TwiML App"))?
             .into_iter()
             .next();
     }
@@ -335,14 +316,14 @@ async fn ensure_twiml_app(
             twilio
                 .update_application(&app.sid, wanted)
                 .await
-                .map_err(upstream("update TwiML App"))?;
+                .map_err(ApiError::upstream("update TwiML App"))?;
             (app.sid, Outcome::Updated)
         }
         None => {
             let app: Application = twilio
                 .create_application(&app_friendly_name(ws), wanted)
                 .await
-                .map_err(upstream("create TwiML App"))?;
+                .map_err(ApiError::upstream("create TwiML App"))?;
             (app.sid, Outcome::Created)
         }
     };
@@ -352,7 +333,7 @@ async fn ensure_twiml_app(
         Ok(_) => {
             ResourceReport::new(Kind::TwimlApp, &sid, outcome).failed("Twilio did not keep the URLs that were set")
         }
-        Err(error) => ResourceReport::new(Kind::TwimlApp, &sid, outcome).failed(error),
+        Err(error) => ResourceReport::new(Kind::TwimlApp, &sid, outcome).failed(error_chain(&error)),
     };
     Ok((report, sid))
 }
@@ -367,12 +348,12 @@ async fn wire_number(twilio: &TwilioClient, number: &IncomingNumber, wanted: &Nu
         .update_incoming_number(&number.sid, wanted, has_application)
         .await
     {
-        return ResourceReport::number(number, Outcome::Failed).failed(error);
+        return ResourceReport::number(number, Outcome::Failed).failed(error_chain(&error));
     }
     match twilio.fetch_incoming_number(&number.sid).await {
         Ok(current) if wanted.matches(&current) => ResourceReport::number(number, Outcome::Updated),
         Ok(_) => ResourceReport::number(number, Outcome::Failed).failed("Twilio did not keep the URLs that were set"),
-        Err(error) => ResourceReport::number(number, Outcome::Failed).failed(error),
+        Err(error) => ResourceReport::number(number, Outcome::Failed).failed(error_chain(&error)),
     }
 }
 
@@ -410,10 +391,10 @@ pub async fn check(app: &App, agent: Agent, _request: Request) -> Result<Respons
         ));
     };
     let numbers = app.store.list_numbers(&workspace.id).await?;
-    let client = client_for(app, &workspace.id, &twilio).await?;
+    let client = app.twilio_for(&workspace).await?;
     let drift = match drift(&client, &Wiring::for_app(app), &twilio, &numbers).await {
         Ok(drift) => drift,
-        Err(error) => serde_json::json!({"checked": false, "error": error.to_string()}),
+        Err(error) => serde_json::json!({"checked": false, "error": error_chain(&error)}),
     };
     Ok(no_store(api::json_response(
         StatusCode::OK,
@@ -430,17 +411,6 @@ pub async fn check(app: &App, agent: Agent, _request: Request) -> Result<Respons
             "drift": drift,
         }),
     )))
-}
-
-/// A client with the workspace's own stored credentials.
-pub async fn client_for(app: &App, ws: &WorkspaceId, twilio: &TwilioAccount) -> Result<TwilioClient, SecretError> {
-    let auth_token = app.secrets.open(ws, &twilio.auth_token).await?;
-    Ok(TwilioClient::with_auth_token(
-        app.http.clone(),
-        app.config.twilio_api_url.clone(),
-        twilio.account_sid.clone(),
-        auth_token,
-    ))
 }
 
 async fn drift(
@@ -489,24 +459,13 @@ async fn drift(
     }))
 }
 
-#[derive(Deserialize, Default)]
-struct ClearQuery {
-    #[serde(default)]
-    force: bool,
-}
-
 /// `DELETE /workspace/twilio`: points the numbers away from Switchboard,
 /// deletes the TwiML App and the API key, and forgets the credentials and
 /// numbers. Call history and recordings stay. If a Twilio step fails, nothing
 /// is forgotten, so a repeat can finish the job; `?force=true` forgets anyway
 /// (for credentials that Twilio no longer accepts).
 pub async fn clear(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
-    let query: ClearQuery = request
-        .query
-        .as_deref()
-        .map(|q| query_flag(q, "force").map(|force| ClearQuery { force }))
-        .transpose()?
-        .unwrap_or_default();
+    let force = request.query_flag("force")?;
     let ws = agent.workspace;
     let Some(mut workspace) = app.store.get_workspace(&ws).await? else {
         return Ok(cleared_response(Vec::new(), true));
@@ -514,7 +473,7 @@ pub async fn clear(app: &App, agent: Agent, request: Request) -> Result<Response
     let Some(twilio) = workspace.twilio.clone() else {
         return Ok(cleared_response(Vec::new(), true));
     };
-    let client = client_for(app, &ws, &twilio).await?;
+    let client = app.twilio.for_account(app.secrets.as_ref(), &ws, &twilio).await?;
     let mut report = Vec::new();
 
     for number in app.store.list_numbers(&ws).await? {
@@ -537,26 +496,13 @@ pub async fn clear(app: &App, agent: Agent, request: Request) -> Result<Response
     }
 
     let complete = report.iter().all(|r| r.result != Outcome::Failed);
-    if complete || query.force {
+    if complete || force {
         app.store.replace_numbers(&ws, &[]).await?;
         workspace.twilio = None;
         app.store.put_workspace(&workspace).await?;
         tracing::info!(workspace = %ws, complete, "cleared the workspace's Twilio account");
     }
-    Ok(cleared_response(report, complete || query.force))
-}
-
-fn query_flag(query: &str, name: &str) -> Result<bool, ApiError> {
-    let value = form_urlencoded::parse(query.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned());
-    match value.as_deref() {
-        None | Some("false") => Ok(false),
-        Some("true") => Ok(true),
-        Some(other) => Err(ApiError::BadRequest(format!(
-            "{name} must be true or false, not {other:?}"
-        ))),
-    }
+    Ok(cleared_response(report, complete || force))
 }
 
 async fn clear_number(client: &TwilioClient, sid: &PhoneNumberSid, number: &E164) -> ResourceReport {
@@ -573,7 +519,7 @@ async fn clear_number(client: &TwilioClient, sid: &PhoneNumberSid, number: &E164
             result: Outcome::Absent,
             ..report
         },
-        Err(error) => report.failed(error),
+        Err(error) => report.failed(error_chain(&error)),
     }
 }
 
@@ -588,7 +534,7 @@ fn deleted(result: Result<(), TwilioError>) -> Result<Outcome, TwilioError> {
 fn with_reason(report: ResourceReport, outcome: Result<Outcome, TwilioError>) -> ResourceReport {
     match outcome {
         Ok(result) => ResourceReport { result, ..report },
-        Err(error) => report.failed(error),
+        Err(error) => report.failed(error_chain(&error)),
     }
 }
 

@@ -7,12 +7,13 @@ use std::future::Future;
 use std::pin::Pin;
 use std::time::Instant;
 
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{Method, StatusCode, header};
 use tracing::Instrument;
 
 use crate::api::{self, ApiError, MAX_BODY_BYTES, Request, Response};
 use crate::app::App;
 use crate::auth::{Agent, Role};
+use crate::paths;
 use crate::twilio::twiml;
 use crate::webhook::{self, Webhook, WebhookError};
 
@@ -39,26 +40,6 @@ impl Handler {
     pub fn is_twilio(&self) -> bool {
         matches!(self, Self::TwilioVoice(_) | Self::TwilioCallback(_))
     }
-}
-
-/// The webhook paths Twilio is pointed at: onboarding writes them into the
-/// TwiML App and onto every number, and the route table serves them.
-pub mod paths {
-    /// The TwiML App's Voice URL: legs that start in a browser.
-    pub const AGENT_TWIML: &str = "/twilio/voice/agent";
-    /// The numbers' Voice URL: calls from the outside world.
-    pub const INBOUND_TWIML: &str = "/twilio/voice/inbound";
-    /// Where an inbound call goes when the agents' `<Dial>` ends.
-    pub const VOICEMAIL_TWIML: &str = "/twilio/voice/voicemail";
-    /// The customer leg of an outbound call.
-    pub const CUSTOMER_TWIML: &str = "/twilio/voice/customer";
-    /// Call progress and conference events.
-    pub const STATUS_CALLBACK: &str = "/twilio/status";
-    pub const RECORDING_CALLBACK: &str = "/twilio/recording";
-    /// The numbers' SMS URL.
-    pub const SMS: &str = "/twilio/sms";
-    /// Delivery status of the texts Switchboard sends.
-    pub const SMS_STATUS: &str = "/twilio/sms/status";
 }
 
 pub struct Route {
@@ -427,14 +408,6 @@ fn log_webhook_error(error: &WebhookError) {
         }
         other => tracing::info!(error = %other, "webhook refused"),
     }
-}
-
-/// `Cache-Control: no-store` for responses that carry credentials.
-pub fn no_store(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
 }
 
 #[cfg(test)]

@@ -34,22 +34,21 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use ulid::Ulid;
 
-use crate::api::{self, ApiError, Request, Response};
+use crate::api::{self, ApiError, IDEMPOTENCY_TTL, Request, Response, empty_twiml, twiml};
 use crate::app::App;
 use crate::auth::Agent;
-use crate::calls::outbound::{CallError, may_use};
-use crate::calls::voice::query_params;
-use crate::calls::{Direction, Timestamp};
 use crate::ids::{AgentId, MessageSid, WorkspaceId};
-use crate::messages::Message;
-use crate::onboarding;
+use crate::model::calls::Direction;
+use crate::model::messages::{Message, MessageStatus};
+use crate::paths;
 use crate::phone::{E164, InvalidNumber};
-use crate::routes::paths;
-use crate::store::{MessageQuery, StoreError};
+use crate::ports::{MessageQuery, StoreError};
+use crate::time::Timestamp;
 use crate::twilio::rest::{NewMessage, TwilioError};
 use crate::twilio::twiml::Response as Twiml;
-use crate::webhook::{Params, Webhook, WebhookError};
-use crate::workspace::{TwilioAccount, Workspace};
+use crate::twilio::webhooks::{IncomingMessage, MessageStatusCallback, Params};
+use crate::webhook::{Webhook, WebhookError};
+use crate::workspace::Workspace;
 
 /// Twilio's limit for one text (it splits longer ones into segments itself).
 pub const MAX_BODY_CHARS: usize = 1600;
@@ -57,8 +56,6 @@ pub const MAX_BODY_CHARS: usize = 1600;
 const MAX_MEDIA: usize = 10;
 /// Senders are phone numbers, short codes or alphanumeric ids: short.
 const MAX_PARTY_CHARS: usize = 64;
-/// How long an `Idempotency-Key` is remembered.
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
 /// How long a request whose key another request claimed waits for that
 /// request's message, and how often it looks.
 const CLAIM_WAIT: Duration = Duration::from_secs(5);
@@ -66,21 +63,11 @@ const CLAIM_POLL: Duration = Duration::from_millis(100);
 /// How far back in the conversation a claimed message is looked for.
 const CLAIM_SEARCH_PAGES: usize = 8;
 
-fn twiml(response: Twiml) -> Response {
-    api::xml_response(response.to_xml())
-}
-
-fn message_sid(params: &Params) -> Result<MessageSid, WebhookError> {
-    params
-        .get("MessageSid")
-        .and_then(|sid| MessageSid::parse(sid).ok())
-        .ok_or_else(|| WebhookError::BadRequest("missing or invalid MessageSid".into()))
-}
-
 /// The media of an MMS: `MediaUrl0` … `MediaUrl{NumMedia - 1}`.
-fn media_urls(params: &Params) -> Vec<String> {
-    let count = params
-        .get("NumMedia")
+fn media_urls(form: &IncomingMessage, params: &Params) -> Vec<String> {
+    let count = form
+        .num_media
+        .as_deref()
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or(0)
         .min(MAX_MEDIA);
@@ -99,34 +86,38 @@ fn reply(workspace: &Workspace) -> Twiml {
 
 /// `POST /twilio/sms`: a text to one of the workspace's numbers.
 pub async fn receive(app: &App, hook: Webhook, _request: Request) -> Result<Response, WebhookError> {
-    let params = &hook.params;
     let ws = &hook.workspace;
     // Parse everything before anything is written.
-    let sid = message_sid(params)?;
-    let from = params
-        .get("From")
+    let form: IncomingMessage = hook.form()?;
+    let sid = form.message_sid.clone();
+    let from = form
+        .from
+        .as_deref()
         .filter(|from| !from.chars().any(char::is_control))
         .ok_or_else(|| WebhookError::BadRequest("missing or invalid From".into()))?;
-    let to = params.get("To").and_then(|to| E164::from_canonical(to).ok());
+    let to = form.to.as_deref().and_then(|to| E164::from_canonical(to).ok());
     let owned = match &to {
         Some(number) => app.store.get_number(&ws.id, number).await?.is_some(),
         None => false,
     };
     let Some(to) = to.filter(|_| owned) else {
         tracing::info!(message_sid = %sid, "a text to a number this workspace does not have: not kept");
-        return Ok(twiml(Twiml::new()));
+        return Ok(empty_twiml());
     };
+    let now = Timestamp::now();
     let message = Message {
         sid,
         workspace: ws.id.clone(),
         direction: Direction::Inbound,
         from: from.chars().take(MAX_PARTY_CHARS).collect(),
         to: to.to_string(),
-        body: params.get("Body").unwrap_or_default().to_owned(),
-        media_urls: media_urls(params),
-        status: "received".into(),
+        body: form.body.clone().unwrap_or_default(),
+        media_urls: media_urls(&form, &hook.params),
+        status: MessageStatus::Received,
         agent: None,
-        created_at: Timestamp::now(),
+        created_at: now,
+        updated_at: now,
+        version: 1,
     };
     // Once per MessageSid; a redelivery gets the same answer.
     let new = app.store.put_message(&message).await?;
@@ -134,47 +125,26 @@ pub async fn receive(app: &App, hook: Webhook, _request: Request) -> Result<Resp
     Ok(twiml(reply(ws)))
 }
 
-/// Where a status stands in a text's life. Twilio reports delivery at least
-/// once and in no set order, so a message only moves forward: a late `sent`
-/// never replaces `delivered`, and one final status never replaces another.
-fn status_rank(status: &str) -> Option<u8> {
-    Some(match status {
-        "accepted" | "scheduled" | "receiving" => 0,
-        "queued" => 1,
-        "sending" => 2,
-        "sent" | "received" => 3,
-        "delivered" | "undelivered" | "failed" | "canceled" | "partially_delivered" => 4,
-        "read" => 5,
-        _ => return None,
-    })
-}
-
-/// `POST /twilio/sms/status`: delivery of a text Switchboard sent.
-///
-/// The port sets a status unconditionally, so "only forward" is a read, a
-/// comparison and a write: two different reports for one text arriving in
-/// the same instant may leave the lower one (a conditional update in the
-/// store would close that; duplicates and ordinary reordering are handled).
+/// `POST /twilio/sms/status`: delivery of a text Switchboard sent. Twilio
+/// reports at least once and in no set order; the message only moves forward
+/// (`Message::advance_status`, made atomic by the store).
 pub async fn status(app: &App, hook: Webhook, _request: Request) -> Result<Response, WebhookError> {
-    let params = &hook.params;
     let ws = &hook.workspace.id;
-    let sid = message_sid(params)?;
-    let status = params
-        .get("MessageStatus")
-        .or_else(|| params.get("SmsStatus"))
+    let form: MessageStatusCallback = hook.form()?;
+    let sid = form.message_sid;
+    let status = form
+        .message_status
+        .or(form.sms_status)
         .ok_or_else(|| WebhookError::BadRequest("missing MessageStatus".into()))?;
-    let rank = status_rank(status)
-        .ok_or_else(|| WebhookError::BadRequest(format!("unknown message status {:?}", bounded(status))))?;
-    let message = app
-        .store
-        .get_message(ws, &sid)
-        .await?
-        .ok_or_else(|| WebhookError::NotFound(format!("message {sid}")))?;
-    if status_rank(&message.status).is_none_or(|current| rank > current) {
-        app.store.set_message_status(ws, &sid, status).await?;
-        tracing::info!(message_sid = %sid, from = %message.status, to = status, "text status moved");
+    if let MessageStatus::Other(unknown) = &status {
+        tracing::warn!(value = %bounded(unknown), "a message status this version does not know; acknowledged");
+        return Ok(empty_twiml());
     }
-    Ok(twiml(Twiml::new()))
+    let moved = app.store.advance_message_status(ws, &sid, &status).await?;
+    if moved {
+        tracing::info!(message_sid = %sid, to = %status, "text status moved");
+    }
+    Ok(empty_twiml())
 }
 
 fn bounded(value: &str) -> String {
@@ -192,7 +162,7 @@ fn query_number(raw: &str) -> Result<E164, InvalidNumber> {
 
 /// `GET /messages?number=&counterpart=&limit=&cursor=`: newest first.
 pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
-    let params = query_params(&request);
+    let params = request.query_params();
     let bad = |name: &str, value: &str| ApiError::BadRequest(format!("{name}={:?} is not valid", bounded(value)));
     let number = match params.get("number") {
         Some(raw) => Some(query_number(raw).map_err(|_| bad("number", raw))?),
@@ -253,7 +223,7 @@ impl Outgoing<'_> {
     }
 
     /// The message as stored once Twilio has taken it.
-    fn message(&self, sid: MessageSid, status: String, created_at: Timestamp) -> Message {
+    fn message(&self, sid: MessageSid, status: MessageStatus, created_at: Timestamp) -> Message {
         Message {
             sid,
             workspace: self.workspace.clone(),
@@ -265,6 +235,8 @@ impl Outgoing<'_> {
             status,
             agent: Some(self.agent.clone()),
             created_at,
+            updated_at: created_at,
+            version: 1,
         }
     }
 
@@ -289,12 +261,9 @@ pub async fn send(app: &App, agent: Agent, request: Request) -> Result<Response,
             "body must be 1 to {MAX_BODY_CHARS} characters (it has {chars})"
         )));
     }
-    let workspace = app.store.get_workspace(&agent.workspace).await?;
-    let Some(account) = workspace.as_ref().and_then(|w| w.twilio.as_ref()) else {
-        return Err(CallError::NotConfigured.into());
-    };
+    let workspace = app.configured_workspace(&agent.workspace).await?;
     let number = app.store.get_number(&agent.workspace, &from).await?;
-    if !number.is_some_and(|n| may_use(&n, &agent.id)) {
+    if !number.is_some_and(|n| n.may_be_used_by(&agent.id)) {
         return Err(ApiError::Forbidden(format!(
             "{from} is not a number of this workspace that you may text from"
         )));
@@ -307,14 +276,14 @@ pub async fn send(app: &App, agent: Agent, request: Request) -> Result<Response,
         body: input.body,
     };
     let message = match key {
-        Some(key) => send_once(app, account, &key, &text).await?,
-        None => send_now(app, account, &text, Timestamp::now()).await?,
+        Some(key) => send_once(app, &workspace, &key, &text).await?,
+        None => send_now(app, &workspace, &text, Timestamp::now()).await?,
     };
     Ok(api::json_response(StatusCode::CREATED, &message))
 }
 
 /// Sends `text` at most once per `key` (see the module's notes).
-async fn send_once(app: &App, account: &TwilioAccount, key: &str, text: &Outgoing<'_>) -> Result<Message, ApiError> {
+async fn send_once(app: &App, workspace: &Workspace, key: &str, text: &Outgoing<'_>) -> Result<Message, ApiError> {
     let claim = Ulid::new();
     let fingerprint = text.fingerprint();
     let stored = app
@@ -332,7 +301,7 @@ async fn send_once(app: &App, account: &TwilioAccount, key: &str, text: &Outgoin
     let holder = Ulid::from_string(holder).map_err(|_| corrupt())?;
     let at = Timestamp::from_datetime(OffsetDateTime::from(holder.datetime()));
     if holder == claim {
-        return send_now(app, account, text, at).await;
+        return send_now(app, workspace, text, at).await;
     }
     // Another request holds the key: its message is ours, once it is stored.
     let deadline = tokio::time::Instant::now() + CLAIM_WAIT;
@@ -380,8 +349,8 @@ async fn find_claimed(app: &App, text: &Outgoing<'_>, at: Timestamp) -> Result<O
 }
 
 /// Asks Twilio to send `text` and stores what Twilio took.
-async fn send_now(app: &App, account: &TwilioAccount, text: &Outgoing<'_>, at: Timestamp) -> Result<Message, ApiError> {
-    let client = onboarding::client_for(app, text.workspace, account).await?;
+async fn send_now(app: &App, workspace: &Workspace, text: &Outgoing<'_>, at: Timestamp) -> Result<Message, ApiError> {
+    let client = app.twilio_for(workspace).await?;
     let status_callback = app.config.public_url.join(paths::SMS_STATUS);
     let (to, from) = (text.to.to_string(), text.from.to_string());
     let sent = client
@@ -393,7 +362,7 @@ async fn send_now(app: &App, account: &TwilioAccount, text: &Outgoing<'_>, at: T
         })
         .await
         .map_err(send_error)?;
-    let status = sent.status.unwrap_or_else(|| "queued".into());
+    let status = sent.status.unwrap_or(MessageStatus::Queued);
     let message = text.message(sent.sid, status, at);
     app.store.put_message(&message).await?;
     tracing::info!(message_sid = %message.sid, "sent a text");
@@ -413,30 +382,13 @@ fn send_error(error: TwilioError) -> ApiError {
             code: "invalid_number",
             message,
         },
-        other => ApiError::Upstream {
-            step: "send message",
-            message: other.to_string(),
-        },
+        other => ApiError::upstream("send message")(other),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn statuses_only_move_forward() {
-        let rank = |s| status_rank(s).unwrap();
-        assert!(rank("queued") < rank("sent") && rank("sent") < rank("delivered"));
-        assert!(rank("delivered") < rank("read"));
-        assert_eq!(
-            rank("delivered"),
-            rank("undelivered"),
-            "final statuses never replace each other"
-        );
-        assert_eq!(rank("failed"), rank("delivered"));
-        assert_eq!(status_rank("bogus"), None);
-    }
 
     #[test]
     fn numbers_in_queries_survive_an_unencoded_plus() {
@@ -447,18 +399,17 @@ mod tests {
 
     #[test]
     fn media_are_read_up_to_num_media() {
-        let params = Params(vec![
-            ("NumMedia".into(), "2".into()),
-            ("MediaUrl1".into(), "https://api.twilio.com/m/1".into()),
-            ("MediaUrl0".into(), "https://api.twilio.com/m/0".into()),
-            ("MediaUrl2".into(), "https://api.twilio.com/m/2".into()),
-        ]);
+        let body = "MessageSid=SM0123456789abcdef0123456789abcdef&NumMedia=2\
+                    &MediaUrl1=https://api.twilio.com/m/1&MediaUrl0=https://api.twilio.com/m/0\
+                    &MediaUrl2=https://api.twilio.com/m/2";
+        let form: IncomingMessage = crate::twilio::webhooks::parse_form(body.as_bytes()).unwrap();
         assert_eq!(
-            media_urls(&params),
+            media_urls(&form, &Params::parse_form(body.as_bytes())),
             ["https://api.twilio.com/m/0", "https://api.twilio.com/m/1"]
         );
-        let hostile = Params(vec![("NumMedia".into(), "99999999999999999999".into())]);
-        assert!(media_urls(&hostile).is_empty());
+        let hostile = "MessageSid=SM0123456789abcdef0123456789abcdef&NumMedia=99999999999999999999";
+        let form: IncomingMessage = crate::twilio::webhooks::parse_form(hostile.as_bytes()).unwrap();
+        assert!(media_urls(&form, &Params::parse_form(hostile.as_bytes())).is_empty());
     }
 
     #[test]
@@ -477,6 +428,6 @@ mod tests {
             message: "not your number".into(),
         };
         assert_eq!(send_error(other).status(), 502);
-        assert_eq!(send_error(TwilioError::Unavailable("down".into())).status(), 502);
+        assert_eq!(send_error(TwilioError::Unavailable("503: down".into())).status(), 502);
     }
 }

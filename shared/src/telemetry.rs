@@ -15,3 +15,39 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// An error and every cause behind it, outermost first, joined with `: `:
+/// "error sending request: client error (Connect): dns error: failed to
+/// lookup address information". What a person needs to act on, in an answer
+/// or a log line; a bare `to_string()` keeps only the first part.
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        // Some errors repeat their cause in their own message.
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn the_chain_names_every_cause_once() {
+        let error = Outer(std::io::Error::other("the name did not resolve"));
+        assert_eq!(error_chain(&error), "outer: the name did not resolve");
+        let flat = std::io::Error::other("alone");
+        assert_eq!(error_chain(&flat), "alone");
+    }
+}

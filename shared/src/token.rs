@@ -7,8 +7,7 @@ use serde::Serialize;
 use crate::api::{self, ApiError, Request, Response};
 use crate::app::App;
 use crate::auth::Agent;
-use crate::calls::Timestamp;
-use crate::routes::no_store;
+use crate::time::Timestamp;
 use crate::twilio::access_token::{self, VoiceGrant};
 
 #[derive(Serialize)]
@@ -51,7 +50,7 @@ pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Respons
         Timestamp::now().unix_seconds().max(0) as u64,
     );
     tracing::info!(identity = %identity, "issued a voice access token");
-    Ok(no_store(api::json_response(
+    Ok(api::no_store(api::json_response(
         StatusCode::OK,
         &TokenResponse {
             token,

@@ -3,112 +3,31 @@
 //! account's Auth Token against the URL Twilio requested, which is rebuilt
 //! from the configured public base URL, never from the `Host` header.
 
-use std::num::NonZeroUsize;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use serde::de::DeserializeOwned;
 
-use lru::LruCache;
-use secrecy::ExposeSecret;
-
+use crate::accounts::AccountError;
 use crate::api::Request;
 use crate::app::App;
-use crate::ids::{AccountSid, WorkspaceId};
-use crate::secrets::{Sealed, SecretBox, SecretError};
-use crate::store::StoreError;
-use crate::twilio::signature::SigningKey;
+use crate::ids::{AccountSid, CallId};
+use crate::model::calls::CallSession;
+use crate::ports::{SecretError, StoreError};
+use crate::twilio::webhooks::{Params, parse_form};
 use crate::workspace::Workspace;
-
-/// How long an opened Auth Token's signing key is reused. Opening is a KMS
-/// call in AWS (milliseconds, and billed); a revoked key or a disabled KMS key
-/// takes effect within this long. A new Auth Token takes effect at once: it is
-/// a different sealed value.
-const SIGNING_KEY_TTL: Duration = Duration::from_secs(300);
-/// Workspaces whose signing keys are kept (least recently used go first).
-const SIGNING_KEYS_KEPT: usize = 1024;
-
-/// The signing keys of the workspaces whose webhooks arrived lately, each
-/// with the sealed Auth Token it was opened from.
-pub struct SigningKeys(Mutex<LruCache<WorkspaceId, CachedKey>>);
-
-struct CachedKey {
-    sealed: Vec<u8>,
-    opened_at: Instant,
-    key: Arc<SigningKey>,
-}
-
-impl Default for SigningKeys {
-    fn default() -> Self {
-        let kept = NonZeroUsize::new(SIGNING_KEYS_KEPT).unwrap_or(NonZeroUsize::MIN);
-        Self(Mutex::new(LruCache::new(kept)))
-    }
-}
-
-impl SigningKeys {
-    /// The signing key of `sealed`, `workspace`'s sealed Auth Token: kept, or
-    /// opened now (and kept).
-    pub async fn get(
-        &self,
-        secrets: &dyn SecretBox,
-        workspace: &WorkspaceId,
-        sealed: &Sealed,
-    ) -> Result<Arc<SigningKey>, SecretError> {
-        if let Some(key) = self.kept(workspace, sealed) {
-            return Ok(key);
-        }
-        let token = secrets.open(workspace, sealed).await?;
-        let key = Arc::new(SigningKey::new(token.expose_secret().as_bytes()));
-        let entry = CachedKey {
-            sealed: sealed.0.clone(),
-            opened_at: Instant::now(),
-            key: Arc::clone(&key),
-        };
-        self.0
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .put(workspace.clone(), entry);
-        Ok(key)
-    }
-
-    fn kept(&self, workspace: &WorkspaceId, sealed: &Sealed) -> Option<Arc<SigningKey>> {
-        let mut keys = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = keys.get(workspace)?;
-        (entry.sealed == sealed.0 && entry.opened_at.elapsed() < SIGNING_KEY_TTL).then(|| Arc::clone(&entry.key))
-    }
-}
-
-impl std::fmt::Debug for SigningKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SigningKeys(..)")
-    }
-}
 
 /// A webhook whose signature checked out, with the workspace it belongs to.
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub workspace: Workspace,
+    /// The parameters as sent, which the signature covers.
     pub params: Params,
+    body: bytes::Bytes,
 }
 
-/// Form parameters in the order sent; a name may repeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Params(pub Vec<(String, String)>);
-
-impl Params {
-    pub fn parse_form(body: &[u8]) -> Self {
-        Self(form_urlencoded::parse(body).into_owned().collect())
-    }
-
-    /// The first value of `name`, if present and not empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-            .filter(|v| !v.is_empty())
-    }
-
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
+impl Webhook {
+    /// The form read into its typed shape (see `twilio::webhooks`); a value
+    /// that is not what Twilio sends (a malformed SID) is a `BadRequest`.
+    pub fn form<T: DeserializeOwned>(&self) -> Result<T, WebhookError> {
+        parse_form(&self.body).map_err(|e| WebhookError::BadRequest(format!("unexpected webhook parameters: {e}")))
     }
 }
 
@@ -140,6 +59,17 @@ impl From<StoreError> for WebhookError {
     }
 }
 
+impl From<AccountError> for WebhookError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::NotConfigured => {
+                Self::Internal("a verified webhook's workspace has no Twilio account".into())
+            }
+            AccountError::Secret(error) => error.into(),
+        }
+    }
+}
+
 impl From<SecretError> for WebhookError {
     fn from(error: SecretError) -> Self {
         match error {
@@ -154,17 +84,14 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
     let Some(signature) = request.header("x-twilio-signature") else {
         return Err(WebhookError::Forbidden);
     };
-    let is_form = request
-        .header(http::header::CONTENT_TYPE)
-        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    let is_form = request.header(http::header::CONTENT_TYPE).is_some_and(is_form_type);
     let params = if is_form {
         Params::parse_form(&request.body)
     } else {
         Params::default()
     };
     // Form webhooks carry AccountSid in the body; JSON ones in the query.
-    let query = request.query.as_deref().unwrap_or("");
-    let query_params = Params::parse_form(query.as_bytes());
+    let query_params = request.query_params();
     let account = params
         .get("AccountSid")
         .or_else(|| query_params.get("AccountSid"))
@@ -203,5 +130,47 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
         tracing::warn!(workspace = %workspace.id, path = %request.path, "rejected a webhook with a bad signature");
         return Err(WebhookError::Forbidden);
     }
-    Ok(Webhook { workspace, params })
+    Ok(Webhook {
+        workspace,
+        params,
+        body: if is_form {
+            request.body.clone()
+        } else {
+            bytes::Bytes::new()
+        },
+    })
+}
+
+/// Whether a `Content-Type` names a form: its media type, compared without
+/// regard to case, parameters (`; charset=utf-8`) aside.
+fn is_form_type(content_type: &str) -> bool {
+    let media_type = content_type.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+}
+
+/// The session a webhook names in its query (`?callId=`).
+pub async fn session_from_query(app: &App, hook: &Webhook, request: &Request) -> Result<CallSession, WebhookError> {
+    let id = request
+        .query_params()
+        .get("callId")
+        .and_then(|id| CallId::parse(id).ok())
+        .ok_or_else(|| WebhookError::BadRequest("missing or invalid callId".into()))?;
+    app.store
+        .get_call(&hook.workspace.id, &id)
+        .await?
+        .ok_or_else(|| WebhookError::NotFound(format!("call {id}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_form_type_is_a_media_type_not_a_prefix() {
+        assert!(is_form_type("application/x-www-form-urlencoded"));
+        assert!(is_form_type("application/x-www-form-urlencoded; charset=utf-8"));
+        assert!(is_form_type("Application/X-WWW-Form-Urlencoded"));
+        assert!(!is_form_type("application/x-www-form-urlencodedXYZ"));
+        assert!(!is_form_type("application/json"));
+    }
 }

@@ -1,6 +1,6 @@
-//! `calls`: the call log and call control (`/calls`, `/calls/{callId}`, hold, hangup).
+//! `calls`: the call log, call control and playback (`/calls`, `/calls/{callId}`, notes, hold, hangup, recording).
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("calls").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("calls").await
 }

@@ -2,6 +2,6 @@
 //! numbers to agents (`PUT`/`GET /workspace/twilio`, `/workspace/numbers`).
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("configure").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("configure").await
 }

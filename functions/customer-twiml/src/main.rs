@@ -1,6 +1,6 @@
 //! `customer-twiml`: the answering customer joins the conference.
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("customer-twiml").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("customer-twiml").await
 }

@@ -1,6 +1,6 @@
 //! `inbound-twiml`: numbers' Voice URL; ring the agents, then voicemail.
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("inbound-twiml").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("inbound-twiml").await
 }

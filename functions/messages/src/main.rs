@@ -1,6 +1,6 @@
 //! `messages`: the workspace's texts (`GET /messages`) and sending one (`POST /messages`).
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("messages").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("messages").await
 }

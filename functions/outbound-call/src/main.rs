@@ -1,6 +1,6 @@
 //! `outbound-call`: start an outbound call session (`POST /calls`).
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("outbound-call").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("outbound-call").await
 }

@@ -1,6 +1,6 @@
 //! `recording-callback`: Twilio's recording status callback; queues the copy.
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("recording-callback").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("recording-callback").await
 }

@@ -2,6 +2,6 @@
 //! the recording callback fills.
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run_recording_copier().await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run_recording_copier().await
 }

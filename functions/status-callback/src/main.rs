@@ -1,6 +1,6 @@
 //! `status-callback`: call progress and conference events drive the session.
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("status-callback").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("status-callback").await
 }

@@ -1,6 +1,6 @@
 //! `token`: Twilio Voice access tokens for signed-in agents (`POST /token`).
 
 #[tokio::main]
-async fn main() -> Result<(), switchboard::lambda::Error> {
-    switchboard::lambda::run("token").await
+async fn main() -> Result<(), switchboard_lambda::Error> {
+    switchboard_lambda::run("token").await
 }

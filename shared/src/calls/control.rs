@@ -9,11 +9,11 @@ use serde::Deserialize;
 use crate::api::{self, ApiError, Request, Response};
 use crate::app::App;
 use crate::auth::{Agent, Role};
-use crate::calls::voice::{DIAL_CUSTOMER, expire_if_stale, query_params};
-use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent, Timestamp};
+use crate::calls::expire_if_stale;
 use crate::ids::{AgentId, CallId};
-use crate::onboarding;
-use crate::store::CallQuery;
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent};
+use crate::ports::CallQuery;
+use crate::time::Timestamp;
 use crate::twilio::rest::{EndCall, TwilioClient, TwilioError};
 
 /// Twilio's own hold music (classical), served from Twilio's public bucket.
@@ -23,7 +23,7 @@ const MAX_DISPOSITION_CHARS: usize = 64;
 
 /// `GET /calls?agent=&direction=&status=&limit=&cursor=`: newest first.
 pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
-    let params = query_params(&request);
+    let params = request.query_params();
     let bad = |name: &str, value: &str| ApiError::BadRequest(format!("{name}={value:?} is not valid"));
     let query = CallQuery {
         agent: match params.get("agent") {
@@ -31,9 +31,7 @@ pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response,
             None => None,
         },
         direction: match params.get("direction") {
-            Some("inbound") => Some(Direction::Inbound),
-            Some("outbound") => Some(Direction::Outbound),
-            Some(other) => return Err(bad("direction", other)),
+            Some(d) => Some(Direction::parse(d).ok_or_else(|| bad("direction", d))?),
             None => None,
         },
         state: match params.get("status") {
@@ -124,22 +122,8 @@ pub async fn annotate(app: &App, agent: Agent, request: Request) -> Result<Respo
 }
 
 async fn twilio(app: &App, agent: &Agent) -> Result<TwilioClient, ApiError> {
-    let workspace = app.store.get_workspace(&agent.workspace).await?;
-    let account = workspace
-        .as_ref()
-        .and_then(|w| w.twilio.as_ref())
-        .ok_or_else(|| ApiError::Conflict {
-            code: "twilio_not_configured",
-            message: "this workspace has no Twilio account".into(),
-        })?;
-    Ok(onboarding::client_for(app, &agent.workspace, account).await?)
-}
-
-fn upstream(step: &'static str) -> impl Fn(TwilioError) -> ApiError {
-    move |error| ApiError::Upstream {
-        step,
-        message: error.to_string(),
-    }
+    let workspace = app.configured_workspace(&agent.workspace).await?;
+    Ok(app.twilio_for(&workspace).await?)
 }
 
 #[derive(Deserialize)]
@@ -166,7 +150,7 @@ pub async fn hold(app: &App, agent: Agent, request: Request) -> Result<Response,
         .await?
         .hold_participant(conference, customer, body.hold, HOLD_MUSIC_URL)
         .await
-        .map_err(upstream("hold"))?;
+        .map_err(ApiError::upstream("hold"))?;
     let kind = if body.hold { "customer-held" } else { "customer-resumed" };
     let event = TimelineEvent {
         key: format!("control:{}", ulid::Ulid::new()),
@@ -190,15 +174,13 @@ pub async fn hangup(app: &App, agent: Agent, request: Request) -> Result<Respons
         return Ok(hangup_response(&session));
     }
     // Nothing dialed yet: make sure nothing ever is.
-    if session.is_outbound() && app.store.claim_step(ws, id, DIAL_CUSTOMER, Timestamp::now()).await? {
+    if session.is_outbound() {
+        let now = Timestamp::now();
         app.store
-            .advance_call(ws, id, CallState::Abandoned, Timestamp::now())
+            .modify_call(ws, id, &|s| {
+                s.abandon(now, "hung up before the customer was dialed");
+            })
             .await?;
-        let update = CallUpdate {
-            end_reason: Some("hung up before the customer was dialed".into()),
-            ..CallUpdate::default()
-        };
-        app.store.update_call(ws, id, &update).await?;
     }
     let client = twilio(app, &agent).await?;
     let ended = match (
@@ -230,7 +212,7 @@ pub async fn hangup(app: &App, agent: Agent, request: Request) -> Result<Respons
     match ended {
         // Already over at Twilio: the callbacks will say how.
         Ok(()) | Err(TwilioError::NotFound { .. }) => {}
-        Err(error) => return Err(upstream("hang up")(error)),
+        Err(error) => return Err(ApiError::upstream("hang up")(error)),
     }
     let session = load(app, &agent, &request).await?;
     Ok(hangup_response(&session))

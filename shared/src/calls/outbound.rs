@@ -1,24 +1,20 @@
 //! Placing an outbound call: `POST /calls` stores a session the agent's browser
 //! then connects to; nothing rings until the agent is in the conference.
 
-use std::time::Duration;
-
 use http::StatusCode;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::api::{self, ApiError, Request, Response};
+use crate::api::{self, ApiError, IDEMPOTENCY_TTL, Request, Response};
 use crate::app::App;
 use crate::auth::Agent;
-use crate::calls::{CallSession, Direction, Timestamp};
 use crate::ids::{AgentId, CallId};
+use crate::model::calls::{CallSession, Direction};
 use crate::phone::E164;
-use crate::store::StoreError;
+use crate::ports::StoreError;
+use crate::time::Timestamp;
 use crate::webhook::WebhookError;
-use crate::workspace::{PhoneNumber, Workspace};
-
-/// How long an `Idempotency-Key` is remembered.
-const IDEMPOTENCY_TTL: Duration = Duration::from_secs(24 * 60 * 60);
+use crate::workspace::{CallerIdError, Workspace};
 
 /// Why a call cannot be placed as asked.
 #[derive(Debug, thiserror::Error)]
@@ -27,10 +23,8 @@ pub enum CallError {
     InvalidNumber(String),
     #[error("{0}")]
     NotAllowed(String),
-    #[error(
-        "there is no caller ID to call from: an admin must assign you a number (PUT /workspace/numbers/{{number}}) or set the workspace's callerId"
-    )]
-    NoCallerId,
+    #[error(transparent)]
+    NoCallerId(CallerIdError),
     #[error("this workspace has no Twilio account yet: an admin must configure it first with PUT /workspace/twilio")]
     NotConfigured,
     #[error("this Idempotency-Key was used for a different call")]
@@ -44,7 +38,7 @@ impl From<CallError> for ApiError {
         match error {
             CallError::InvalidNumber(message) => Self::BadRequest(message),
             CallError::NotAllowed(message) => Self::Forbidden(message),
-            CallError::NoCallerId => Self::Conflict {
+            CallError::NoCallerId(_) => Self::Conflict {
                 code: "no_caller_id",
                 message: error.to_string(),
             },
@@ -70,36 +64,26 @@ impl From<CallError> for WebhookError {
     }
 }
 
-/// Whether `agent` may call or text from `number`: numbers with no agents
-/// assigned are shared lines anyone may use.
-pub fn may_use(number: &PhoneNumber, agent: &AgentId) -> bool {
-    number.agents.is_empty() || number.agents.contains(agent)
-}
-
-/// The number an agent's call goes out from: the one asked for if the agent
-/// may use it, else the agent's own number, else the workspace caller ID.
+/// The number an agent's call goes out from (`Workspace::caller_id`).
 pub async fn caller_id(
     app: &App,
     workspace: &Workspace,
     agent: &AgentId,
     requested: Option<&str>,
 ) -> Result<E164, CallError> {
+    let requested = requested
+        .map(E164::parse)
+        .transpose()
+        .map_err(|e| CallError::InvalidNumber(format!("from: {e}")))?;
     let numbers = app.store.list_numbers(&workspace.id).await?;
-    if let Some(requested) = requested {
-        let requested = E164::parse(requested).map_err(|e| CallError::InvalidNumber(format!("from: {e}")))?;
-        return match numbers.iter().find(|n| n.number == requested) {
-            Some(number) if may_use(number, agent) => Ok(requested),
-            _ => Err(CallError::NotAllowed(format!(
-                "{requested} is not a number of this workspace that you may call from"
-            ))),
-        };
-    }
-    numbers
-        .iter()
-        .find(|n| n.agents.contains(agent))
-        .map(|n| n.number.clone())
-        .or_else(|| workspace.settings.caller_id.clone())
-        .ok_or(CallError::NoCallerId)
+    workspace
+        .caller_id(&numbers, agent, requested.as_ref())
+        .map_err(|error| match error {
+            CallerIdError::NotAllowed(number) => CallError::NotAllowed(format!(
+                "{number} is not a number of this workspace that you may call from"
+            )),
+            no_caller_id @ CallerIdError::NoCallerId => CallError::NoCallerId(no_caller_id),
+        })
 }
 
 pub fn parse_destination(to: &str) -> Result<E164, CallError> {

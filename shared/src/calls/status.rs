@@ -8,16 +8,18 @@
 
 use std::collections::BTreeMap;
 
-use crate::api::{self, Request, Response};
+use crate::api::{Request, Response, empty_twiml};
 use crate::app::App;
-use crate::calls::voice::{DIAL_CUSTOMER, customer_twiml_url, query_params, status_url};
-use crate::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent, Timestamp};
-use crate::ids::{CallId, CallSid, ConferenceSid};
-use crate::onboarding;
+use crate::calls::{DIAL_CUSTOMER, customer_twiml_url, status_url};
+use crate::ids::{CallId, CallSid};
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent};
+use crate::telemetry::error_chain;
+use crate::time::Timestamp;
 use crate::twilio::access_token::agent_from_identity;
 use crate::twilio::rest::{EndCall, NewCall, TwilioClient};
 use crate::twilio::twiml::Response as Twiml;
-use crate::webhook::{Params, Webhook, WebhookError};
+use crate::twilio::webhooks::{CallStatus, ConferenceEvent, StatusCallback, Unknown};
+use crate::webhook::{Webhook, WebhookError};
 
 /// How long the customer's phone rings before Twilio gives up.
 pub const CUSTOMER_RING_SECONDS: u32 = 30;
@@ -43,82 +45,66 @@ impl Leg {
     }
 }
 
-const CONFERENCE_EVENTS: [&str; 10] = [
-    "conference-start",
-    "conference-end",
-    "participant-join",
-    "participant-leave",
-    "participant-hold",
-    "participant-unhold",
-    "participant-mute",
-    "participant-unmute",
-    "participant-modify",
-    "participant-speech-start",
-];
-
 /// Twilio's call statuses, as the session state they mean for a leg.
-fn call_state(status: &str) -> Option<CallState> {
+fn call_state(status: &CallStatus) -> Option<CallState> {
     Some(match status {
-        "queued" | "initiated" => CallState::Dialing,
-        "ringing" => CallState::Ringing,
-        "in-progress" | "answered" => CallState::InProgress,
-        "completed" => CallState::Completed,
-        "busy" => CallState::Busy,
-        "no-answer" => CallState::NoAnswer,
-        "failed" => CallState::Failed,
-        "canceled" => CallState::Canceled,
-        _ => return None,
+        CallStatus::Queued | CallStatus::Initiated => CallState::Dialing,
+        CallStatus::Ringing => CallState::Ringing,
+        CallStatus::InProgress | CallStatus::Answered => CallState::InProgress,
+        CallStatus::Completed => CallState::Completed,
+        CallStatus::Busy => CallState::Busy,
+        CallStatus::NoAnswer => CallState::NoAnswer,
+        CallStatus::Failed => CallState::Failed,
+        CallStatus::Canceled => CallState::Canceled,
+        CallStatus::Other(_) => return None,
     })
 }
 
-fn empty() -> Response {
-    api::xml_response(Twiml::new().to_xml())
-}
-
 pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
-    let query = query_params(&request);
-    let params = &hook.params;
+    let query = request.query_params();
+    let form: StatusCallback = hook.form()?;
     let ws = &hook.workspace.id;
-    let sid = params.get("CallSid").and_then(|s| CallSid::parse(s).ok());
 
-    // Parse everything before anything is written.
-    let conference_event = params.get("StatusCallbackEvent");
-    let call_status = params.get("CallStatus");
-    match (conference_event, call_status) {
-        (Some(event), _) if !CONFERENCE_EVENTS.contains(&event) => {
-            return Err(WebhookError::BadRequest(format!("unknown conference event {event:?}")));
-        }
-        (None, Some(status)) if call_state(status).is_none() => {
-            return Err(WebhookError::BadRequest(format!("unknown call status {status:?}")));
-        }
-        (None, None) => {
-            return Err(WebhookError::BadRequest(
-                "neither a call status nor a conference event".into(),
-            ));
-        }
-        _ => {}
+    // Parse everything before anything is written. A status or an event this
+    // version does not know is acknowledged, never refused: Twilio would not
+    // send it again.
+    let unknown = form
+        .status_callback_event
+        .as_ref()
+        .and_then(Unknown::unknown)
+        .or_else(|| form.call_status.as_ref().and_then(Unknown::unknown));
+    if let Some(unknown) = unknown {
+        let unknown: String = unknown.chars().take(64).collect();
+        tracing::warn!(value = %unknown, "a status callback this version does not know; acknowledged");
+        return Ok(empty_twiml());
     }
-    let at = params
-        .get("Timestamp")
+    if form.status_callback_event.is_none() && form.call_status.is_none() {
+        return Err(WebhookError::BadRequest(
+            "neither a call status nor a conference event".into(),
+        ));
+    }
+    let at = form
+        .timestamp
+        .as_deref()
         .and_then(Timestamp::parse_rfc2822)
         .unwrap_or_else(Timestamp::now);
 
     let id = match query.get("callId") {
         Some(id) => Some(CallId::parse(id).map_err(|e| WebhookError::BadRequest(e.to_string()))?),
-        None => match &sid {
+        None => match &form.call_sid {
             Some(sid) => app.store.call_by_sid(ws, sid).await?,
             None => None,
         },
     };
     // A leg Switchboard does not track (a call placed outside it): nothing to do.
-    let Some(id) = id else { return Ok(empty()) };
+    let Some(id) = id else { return Ok(empty_twiml()) };
     let session = app
         .store
         .get_call(ws, &id)
         .await?
         .ok_or_else(|| WebhookError::NotFound(format!("call {id}")))?;
 
-    let leg = match (query.get("leg"), &sid) {
+    let leg = match (query.get("leg"), &form.call_sid) {
         (Some("customer"), _) => Leg::Customer,
         (Some("agent"), _) => Leg::Agent,
         (_, Some(sid)) if session.agent_call_sid.as_ref() == Some(sid) => Leg::Agent,
@@ -126,46 +112,49 @@ pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Resp
         _ => Leg::Unknown,
     };
 
-    record(app, &session, params, leg, at).await?;
-    match (conference_event, call_status) {
-        (Some(event), _) => on_conference_event(app, &hook, &session, event, leg, at).await?,
-        (None, Some(status)) => on_call_status(app, &hook, &session, status, leg, at).await?,
+    record(app, &session, &form, leg, at).await?;
+    match (&form.status_callback_event, &form.call_status) {
+        (Some(event), _) => on_conference_event(app, &hook, &session, &form, event, leg, at).await?,
+        (None, Some(status)) => on_call_status(app, &hook, &session, &form, status, leg, at).await?,
         (None, None) => {}
     }
-    Ok(empty())
+    Ok(empty_twiml())
 }
 
 /// Appends the event to the timeline once (keyed so that duplicates collapse).
 async fn record(
     app: &App,
     session: &CallSession,
-    params: &Params,
+    form: &StatusCallback,
     leg: Leg,
     at: Timestamp,
 ) -> Result<(), WebhookError> {
-    let sequence = params.get("SequenceNumber").unwrap_or("");
-    let call_sid = params.get("CallSid").unwrap_or("");
-    let (key, kind) = match params.get("StatusCallbackEvent") {
-        Some(event) => (
-            format!("conference:{event}:{call_sid}:{sequence}"),
-            format!("{}-{event}", leg.name()),
+    let sequence = form.sequence_number.as_deref().unwrap_or("");
+    let call_sid = form.call_sid.as_ref().map_or("", CallSid::as_str);
+    let (key, kind) = match (&form.status_callback_event, &form.call_status) {
+        (Some(event), _) => (
+            format!("conference:{}:{call_sid}:{sequence}", event.as_str()),
+            format!("{}-{}", leg.name(), event.as_str()),
         ),
-        None => {
-            let status = params.get("CallStatus").unwrap_or("");
+        (None, status) => {
+            let status = status.as_ref().map_or("", CallStatus::as_str);
             (
                 format!("call:{call_sid}:{status}:{sequence}"),
                 format!("{}-{status}", leg.name()),
             )
         }
     };
-    let detail: BTreeMap<String, String> = ["CallDuration", "SipResponseCode", "ErrorCode", "ConferenceSid", "Hold"]
-        .iter()
-        .filter_map(|name| {
-            params
-                .get(name)
-                .map(|v| ((*name).to_owned(), v.chars().take(64).collect()))
-        })
-        .collect();
+    let conference = form.conference_sid.as_ref().map(|c| c.to_string());
+    let detail: BTreeMap<String, String> = [
+        ("CallDuration", form.call_duration.as_ref()),
+        ("SipResponseCode", form.sip_response_code.as_ref()),
+        ("ErrorCode", form.error_code.as_ref()),
+        ("ConferenceSid", conference.as_ref()),
+        ("Hold", form.hold.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| value.map(|v| (name.to_owned(), v.chars().take(64).collect())))
+    .collect();
     let event = TimelineEvent { key, at, kind, detail };
     app.store.append_event(&session.workspace, &session.id, &event).await?;
     Ok(())
@@ -175,30 +164,32 @@ async fn on_conference_event(
     app: &App,
     hook: &Webhook,
     session: &CallSession,
-    event: &str,
+    form: &StatusCallback,
+    event: &ConferenceEvent,
     leg: Leg,
     at: Timestamp,
 ) -> Result<(), WebhookError> {
     let (ws, id) = (&session.workspace, &session.id);
     if session.conference_sid.is_none()
-        && let Some(conference) = hook
-            .params
-            .get("ConferenceSid")
-            .and_then(|s| ConferenceSid::parse(s).ok())
+        && let Some(conference) = &form.conference_sid
     {
         let update = CallUpdate {
-            conference_sid: Some(conference),
+            conference_sid: Some(conference.clone()),
             ..CallUpdate::default()
         };
         app.store.update_call(ws, id, &update).await?;
     }
     match (event, leg) {
-        ("participant-join", Leg::Agent) if session.is_outbound() => dial_customer(app, hook, session, at).await,
-        ("participant-join", Leg::Customer) => {
+        (ConferenceEvent::ParticipantJoin, Leg::Agent) if session.is_outbound() => {
+            dial_customer(app, hook, session, at).await
+        }
+        (ConferenceEvent::ParticipantJoin, Leg::Customer) => {
             app.store.advance_call(ws, id, CallState::InProgress, at).await?;
             Ok(())
         }
-        ("participant-leave", Leg::Agent) | ("conference-end", _) => agent_gone(app, hook, session, at).await,
+        (ConferenceEvent::ParticipantLeave, Leg::Agent) | (ConferenceEvent::ConferenceEnd, _) => {
+            agent_gone(app, hook, session, at).await
+        }
         _ => Ok(()),
     }
 }
@@ -207,7 +198,8 @@ async fn on_call_status(
     app: &App,
     hook: &Webhook,
     session: &CallSession,
-    status: &str,
+    form: &StatusCallback,
+    status: &CallStatus,
     leg: Leg,
     at: Timestamp,
 ) -> Result<(), WebhookError> {
@@ -220,7 +212,7 @@ async fn on_call_status(
         // inbound one.
         (_, Leg::Customer) => {
             if session.customer_call_sid.is_none()
-                && let Some(sid) = hook.params.get("CallSid").and_then(|s| CallSid::parse(s).ok())
+                && let Some(sid) = form.call_sid.clone()
             {
                 // The dial's response was lost: learn the leg from its callback.
                 app.store.link_call_sid(ws, &sid, id).await?;
@@ -236,15 +228,15 @@ async fn on_call_status(
                 return Ok(());
             }
             app.store.advance_call(ws, id, state, at).await?;
-            finish_leg(app, hook, session, state, at).await
+            finish_leg(app, hook, session, form, state).await
         }
         (Direction::Outbound, Leg::Agent) if state.is_terminal() => agent_gone(app, hook, session, at).await,
         (Direction::Inbound, Leg::Agent) if state == CallState::InProgress => {
             // One of the rung agents answered.
             app.store.advance_call(ws, id, CallState::InProgress, at).await?;
-            let agent = hook
-                .params
-                .get("To")
+            let agent = form
+                .to
+                .as_deref()
                 .and_then(|to| to.strip_prefix("client:"))
                 .and_then(agent_from_identity);
             let update = CallUpdate {
@@ -264,13 +256,13 @@ async fn finish_leg(
     app: &App,
     hook: &Webhook,
     session: &CallSession,
+    form: &StatusCallback,
     state: CallState,
-    _at: Timestamp,
 ) -> Result<(), WebhookError> {
     if !state.is_terminal() {
         return Ok(());
     }
-    let duration = hook.params.get("CallDuration").and_then(|d| d.parse::<u32>().ok());
+    let duration = form.call_duration.as_deref().and_then(|d| d.parse::<u32>().ok());
     let reason = match state {
         CallState::Busy => Some("the customer was busy"),
         CallState::NoAnswer => Some("the customer did not answer"),
@@ -323,13 +315,17 @@ async fn dial_customer(app: &App, hook: &Webhook, session: &CallSession, at: Tim
             tracing::info!(call = %id, "dialed the customer");
         }
         Err(error) => {
+            let error = error_chain(&error);
             tracing::warn!(call = %id, %error, "the customer could not be dialed");
-            app.store.advance_call(ws, id, CallState::Failed, at).await?;
-            let update = CallUpdate {
-                end_reason: Some(format!("the call could not be placed: {error}")),
-                ..CallUpdate::default()
-            };
-            app.store.update_call(ws, id, &update).await?;
+            app.store
+                .modify_call(ws, id, &|s| {
+                    s.advance(CallState::Failed, at);
+                    s.apply(&CallUpdate {
+                        end_reason: Some(format!("the call could not be placed: {error}")),
+                        ..CallUpdate::default()
+                    });
+                })
+                .await?;
             tell_agent_and_end(app, hook, session, "Sorry, the call could not be placed. Goodbye.").await;
         }
     }
@@ -344,20 +340,18 @@ async fn agent_gone(app: &App, hook: &Webhook, session: &CallSession, at: Timest
     if !session.is_outbound() {
         return Ok(());
     }
-    if app.store.claim_step(ws, id, DIAL_CUSTOMER, at).await? {
-        app.store.advance_call(ws, id, CallState::Abandoned, at).await?;
-        let update = CallUpdate {
-            end_reason: Some("the agent left before the customer was dialed".into()),
-            ..CallUpdate::default()
-        };
-        app.store.update_call(ws, id, &update).await?;
+    let modified = app
+        .store
+        .modify_call(ws, id, &|s| {
+            s.abandon(at, "the agent left before the customer was dialed");
+        })
+        .await?;
+    if modified.after.state == CallState::Abandoned {
         return Ok(());
     }
-    let current = app.store.get_call(ws, id).await?;
-    let ringing = current
-        .as_ref()
-        .is_some_and(|c| c.state.rank() < CallState::InProgress.rank());
-    if let (true, Some(customer)) = (ringing, current.and_then(|c| c.customer_call_sid)) {
+    let current = modified.after;
+    let ringing = current.state.rank() < CallState::InProgress.rank();
+    if let (true, Some(customer)) = (ringing, current.customer_call_sid) {
         let client = twilio(app, hook).await?;
         if let Err(error) = client.end_call(&customer, EndCall::Cancel).await {
             tracing::warn!(call = %id, %error, "could not stop the customer's phone ringing");
@@ -382,7 +376,7 @@ async fn tell_agent_and_end(app: &App, hook: &Webhook, session: &CallSession, me
             .redirect_call(agent, &Twiml::say_and_hang_up(message).to_xml())
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string()),
+            .map_err(|e| error_chain(&e)),
         Err(error) => Err(error.to_string()),
     };
     if let Err(error) = result {
@@ -392,12 +386,7 @@ async fn tell_agent_and_end(app: &App, hook: &Webhook, session: &CallSession, me
 }
 
 async fn twilio(app: &App, hook: &Webhook) -> Result<TwilioClient, WebhookError> {
-    let account = hook
-        .workspace
-        .twilio
-        .as_ref()
-        .ok_or_else(|| WebhookError::Internal("a verified webhook's workspace has no Twilio account".into()))?;
-    Ok(onboarding::client_for(app, &hook.workspace.id, account).await?)
+    Ok(app.twilio_for(&hook.workspace).await?)
 }
 
 #[cfg(test)]
@@ -405,7 +394,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_twilio_call_status_has_a_state() {
+    fn every_known_twilio_call_status_has_a_state() {
         for status in [
             "queued",
             "initiated",
@@ -418,9 +407,15 @@ mod tests {
             "failed",
             "canceled",
         ] {
-            assert!(call_state(status).is_some(), "{status}");
+            let form: StatusCallback =
+                crate::twilio::webhooks::parse_form(format!("CallStatus={status}").as_bytes()).unwrap();
+            let status = form.call_status.unwrap();
+            assert!(
+                status.unknown().is_none() && call_state(&status).is_some(),
+                "{status:?}"
+            );
         }
-        assert_eq!(call_state("ringing"), Some(CallState::Ringing));
-        assert_eq!(call_state("bogus"), None);
+        assert_eq!(call_state(&CallStatus::Ringing), Some(CallState::Ringing));
+        assert_eq!(call_state(&CallStatus::Other("bogus".into())), None);
     }
 }

@@ -4,101 +4,25 @@
 
 use std::time::Duration;
 
-use crate::api::{self, Request, Response};
+use crate::api::{Request, Response, twiml};
 use crate::app::App;
-use crate::calls::outbound;
-use crate::calls::{CallSession, CallState, CallUpdate, Direction, Timestamp};
+use crate::calls::{expire_if_stale, outbound, recording_url, status_url, voicemail_url};
 use crate::ids::{CallId, CallSid};
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction};
 use crate::phone::E164;
-use crate::routes::paths;
-use crate::store::StoreError;
+use crate::ports::StoreError;
+use crate::time::Timestamp;
 use crate::twilio::access_token::{agent_from_identity, agent_identity};
 use crate::twilio::twiml::{Conference, Dial, Record, Response as Twiml};
-use crate::webhook::{Params, Webhook, WebhookError};
+use crate::twilio::webhooks::{CallStatus, VoiceRequest};
+use crate::webhook::{Webhook, WebhookError, session_from_query};
 use crate::workspace::Workspace;
 
-/// How long after `POST /calls` the agent's browser may connect; later, the
-/// session is abandoned and the customer is never dialed.
-pub const CONNECT_WINDOW: Duration = Duration::from_secs(120);
 /// How long agents ring for an inbound call before voicemail.
 pub const AGENT_RING_SECONDS: u32 = 20;
 pub const VOICEMAIL_MAX_SECONDS: u32 = 120;
-/// The "do this once" step that dials the customer; claiming it any other way
-/// (the agent left, the session expired) makes sure they are never dialed.
-pub const DIAL_CUSTOMER: &str = "dial-customer";
-
-pub fn query_params(request: &Request) -> Params {
-    Params::parse_form(request.query.as_deref().unwrap_or("").as_bytes())
-}
-
-fn url(app: &App, path: &str, call: &CallId, extra: &str) -> String {
-    app.config.public_url.join(&format!("{path}?callId={call}{extra}"))
-}
-
-/// Conference events and customer-leg progress come back here.
-pub fn status_url(app: &App, call: &CallId, leg: Option<&str>) -> String {
-    match leg {
-        Some(leg) => url(app, paths::STATUS_CALLBACK, call, &format!("&leg={leg}")),
-        None => url(app, paths::STATUS_CALLBACK, call, ""),
-    }
-}
-
-pub fn customer_twiml_url(app: &App, call: &CallId) -> String {
-    url(app, paths::CUSTOMER_TWIML, call, "")
-}
-
-pub fn recording_url(app: &App, call: &CallId) -> String {
-    url(app, paths::RECORDING_CALLBACK, call, "")
-}
-
-fn voicemail_url(app: &App, call: &CallId, step: &str) -> String {
-    url(app, paths::VOICEMAIL_TWIML, call, step)
-}
-
-/// The session a webhook names in its query (`?callId=`).
-pub async fn session_from_query(app: &App, hook: &Webhook, request: &Request) -> Result<CallSession, WebhookError> {
-    let id = query_params(request)
-        .get("callId")
-        .and_then(|id| CallId::parse(id).ok())
-        .ok_or_else(|| WebhookError::BadRequest("missing or invalid callId".into()))?;
-    app.store
-        .get_call(&hook.workspace.id, &id)
-        .await?
-        .ok_or_else(|| WebhookError::NotFound(format!("call {id}")))
-}
-
-fn call_sid(params: &Params) -> Result<CallSid, WebhookError> {
-    params
-        .get("CallSid")
-        .and_then(|sid| CallSid::parse(sid).ok())
-        .ok_or_else(|| WebhookError::BadRequest("missing or invalid CallSid".into()))
-}
-
-fn twiml(response: Twiml) -> Response {
-    api::xml_response(response.to_xml())
-}
-
-/// An outbound session older than the connect window that the agent never
-/// joined is abandoned (lazily, whoever looks first).
-pub async fn expire_if_stale(app: &App, session: CallSession) -> Result<CallSession, StoreError> {
-    let deadline = session.created_at.plus_seconds(CONNECT_WINDOW.as_secs() as i64);
-    if !session.is_outbound() || session.state != CallState::Created || Timestamp::now() < deadline {
-        return Ok(session);
-    }
-    let (ws, id) = (&session.workspace, &session.id);
-    if app.store.claim_step(ws, id, DIAL_CUSTOMER, deadline).await? {
-        app.store.advance_call(ws, id, CallState::Abandoned, deadline).await?;
-        let reason = CallUpdate {
-            end_reason: Some("the agent never joined".into()),
-            ..CallUpdate::default()
-        };
-        app.store.update_call(ws, id, &reason).await?;
-    }
-    app.store
-        .get_call(ws, id)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(id.to_string()))
-}
+/// How long an inbound call's CallSid is remembered to find its session again.
+const INBOUND_KEY_TTL: Duration = Duration::from_secs(86_400);
 
 /// The agent's leg: `<Dial><Conference>` that starts the conference and ends it
 /// when the agent leaves, reporting its events.
@@ -118,15 +42,15 @@ fn agent_conference(app: &App, workspace: &Workspace, session: &CallSession) -> 
 /// connecting, with `callId` from `POST /calls`, or with just `To` (the way
 /// every Voice SDK quickstart dialer calls).
 pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Response, WebhookError> {
-    let params = &hook.params;
-    let sid = call_sid(params)?;
-    let identity = params
-        .get("From")
+    let form: VoiceRequest = hook.form()?;
+    let identity = form
+        .from
+        .as_deref()
         .and_then(|from| from.strip_prefix("client:"))
         .ok_or_else(|| WebhookError::BadRequest("the call does not come from a Voice SDK client".into()))?;
     let ws = &hook.workspace;
 
-    let session = match params.get("callId") {
+    let session = match form.call_id.as_deref() {
         Some(id) => {
             let id = CallId::parse(id).map_err(|e| WebhookError::BadRequest(e.to_string()))?;
             let session = app
@@ -143,11 +67,12 @@ pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Respon
         None => {
             // A dialer that only sends `To`: the same rules as `POST /calls`,
             // once per CallSid however often Twilio asks.
-            let to = outbound::parse_destination(params.get("To").unwrap_or_default())?;
+            let to = outbound::parse_destination(form.to.as_deref().unwrap_or_default())?;
             let agent = agent_from_identity(identity)
                 .ok_or_else(|| WebhookError::BadRequest("unknown client identity".into()))?;
-            let from = outbound::caller_id(app, ws, &agent, params.get("callerId")).await?;
-            outbound::create_once(app, ws, &agent, Some(&format!("agent-leg:{sid}")), &to, &from).await?
+            let from = outbound::caller_id(app, ws, &agent, form.caller_id.as_deref()).await?;
+            let key = format!("agent-leg:{}", form.call_sid);
+            outbound::create_once(app, ws, &agent, Some(&key), &to, &from).await?
         }
     };
 
@@ -155,9 +80,9 @@ pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Respon
     if session.state != CallState::Created {
         return Ok(twiml(Twiml::say_and_hang_up("This call has already ended. Goodbye.")));
     }
-    app.store.link_call_sid(&ws.id, &sid, &session.id).await?;
+    app.store.link_call_sid(&ws.id, &form.call_sid, &session.id).await?;
     let leg = CallUpdate {
-        agent_call_sid: Some(sid),
+        agent_call_sid: Some(form.call_sid),
         ..CallUpdate::default()
     };
     app.store.update_call(&ws.id, &session.id, &leg).await?;
@@ -181,10 +106,9 @@ pub async fn customer(app: &App, hook: Webhook, request: Request) -> Result<Resp
 /// `POST /twilio/voice/inbound`, every number's Voice URL: ring the number's
 /// agents in their browsers, all at once; voicemail if nobody answers.
 pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Response, WebhookError> {
-    let params = &hook.params;
-    let sid = call_sid(params)?;
+    let form: VoiceRequest = hook.form()?;
     let ws = &hook.workspace;
-    let number = params.get("To").and_then(|to| E164::from_canonical(to).ok());
+    let number = form.to.as_deref().and_then(|to| E164::from_canonical(to).ok());
     let owned = match &number {
         Some(number) => app.store.get_number(&ws.id, number).await?,
         None => None,
@@ -195,37 +119,7 @@ pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Resp
         )));
     };
 
-    let fresh = CallSession::new(
-        ws.id.clone(),
-        Direction::Inbound,
-        None,
-        params.get("From").unwrap_or("anonymous").chars().take(64).collect(),
-        number.to_string(),
-        Timestamp::now(),
-    );
-    // Once per CallSid, however often Twilio asks.
-    let stored = app
-        .store
-        .remember(
-            &ws.id,
-            &format!("inbound:{sid}"),
-            fresh.id.as_str(),
-            Duration::from_secs(86_400),
-        )
-        .await?;
-    let id = CallId::parse(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let session = fresh.with_id(id);
-    match app.store.create_call(&session).await {
-        Ok(()) | Err(StoreError::Conflict(_)) => {}
-        Err(error) => return Err(error.into()),
-    }
-    app.store.link_call_sid(&ws.id, &sid, &session.id).await?;
-    let leg = CallUpdate {
-        customer_call_sid: Some(sid),
-        ..CallUpdate::default()
-    };
-    app.store.update_call(&ws.id, &session.id, &leg).await?;
-
+    let session = inbound_session(app, ws, &form.call_sid, form.from.as_deref(), &number).await?;
     if owned.agents.is_empty() {
         return Ok(twiml(to_voicemail(app, &session).await?));
     }
@@ -241,18 +135,55 @@ pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Resp
     Ok(twiml(Twiml::new().dial(dial)))
 }
 
-/// Nobody answered: the session ends `no-answer` and the caller may leave a message.
-async fn to_voicemail(app: &App, session: &CallSession) -> Result<Twiml, WebhookError> {
-    let (ws, id) = (&session.workspace, &session.id);
-    app.store
-        .advance_call(ws, id, CallState::NoAnswer, Timestamp::now())
+/// The session of an inbound call: created once per CallSid, however often
+/// Twilio asks, with the caller's leg linked to it.
+async fn inbound_session(
+    app: &App,
+    ws: &Workspace,
+    sid: &CallSid,
+    from: Option<&str>,
+    number: &E164,
+) -> Result<CallSession, WebhookError> {
+    let fresh = CallSession::new(
+        ws.id.clone(),
+        Direction::Inbound,
+        None,
+        from.unwrap_or("anonymous").chars().take(64).collect(),
+        number.to_string(),
+        Timestamp::now(),
+    );
+    let stored = app
+        .store
+        .remember(&ws.id, &format!("inbound:{sid}"), fresh.id.as_str(), INBOUND_KEY_TTL)
         .await?;
-    let reason = CallUpdate {
-        end_reason: Some("no agent answered; voicemail".into()),
+    let id = CallId::parse(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let session = fresh.with_id(id);
+    match app.store.create_call(&session).await {
+        Ok(()) | Err(StoreError::Conflict(_)) => {}
+        Err(error) => return Err(error.into()),
+    }
+    app.store.link_call_sid(&ws.id, sid, &session.id).await?;
+    let leg = CallUpdate {
+        customer_call_sid: Some(sid.clone()),
         ..CallUpdate::default()
     };
-    app.store.update_call(ws, id, &reason).await?;
-    Ok(voicemail(app, id))
+    app.store.update_call(&ws.id, &session.id, &leg).await?;
+    Ok(session)
+}
+
+/// Nobody answered: the session ends `no-answer` and the caller may leave a message.
+async fn to_voicemail(app: &App, session: &CallSession) -> Result<Twiml, WebhookError> {
+    let now = Timestamp::now();
+    app.store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            s.advance(CallState::NoAnswer, now);
+            s.apply(&CallUpdate {
+                end_reason: Some("no agent answered; voicemail".into()),
+                ..CallUpdate::default()
+            });
+        })
+        .await?;
+    Ok(voicemail(app, &session.id))
 }
 
 fn voicemail(app: &App, call: &CallId) -> Twiml {
@@ -273,10 +204,14 @@ fn voicemail(app: &App, call: &CallId) -> Twiml {
 /// answered call just hangs up; otherwise the caller leaves a message.
 pub async fn after_ringing(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
     let session = session_from_query(app, &hook, &request).await?;
-    if query_params(&request).get("step") == Some("done") {
+    if request.query_params().get("step") == Some("done") {
         return Ok(twiml(Twiml::say_and_hang_up("Thank you. Goodbye.")));
     }
-    if matches!(hook.params.get("DialCallStatus"), Some("completed" | "answered")) {
+    let form: VoiceRequest = hook.form()?;
+    if matches!(
+        form.dial_call_status,
+        Some(CallStatus::Completed | CallStatus::Answered)
+    ) {
         return Ok(twiml(Twiml::new().hangup()));
     }
     Ok(twiml(to_voicemail(app, &session).await?))

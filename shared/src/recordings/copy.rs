@@ -2,15 +2,14 @@
 //! (memory bounded by one part, whatever the length), checked before it is
 //! kept, and only then, if the workspace asks, deleted at Twilio.
 
-use secrecy::SecretString;
-
+use crate::accounts::AccountError;
 use crate::app::App;
-use crate::calls::Timestamp;
-use crate::recordings::queue::CopyJob;
-use crate::recordings::{Recording, RecordingStatus};
-use crate::store::StoreError;
-use crate::store::recordings::{RecordingStore, StoredObject};
-use crate::twilio::rest::TwilioClient;
+use crate::jobs::CopyJob;
+use crate::model::recordings::{Recording, RecordingStatus};
+use crate::ports::{RecordingStore, SecretError, StoreError, StoredObject};
+use crate::telemetry::error_chain;
+use crate::time::Timestamp;
+use crate::twilio::rest::{TwilioClient, TwilioError};
 use crate::workspace::Workspace;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,25 +18,50 @@ pub enum CopyError {
     Unknown(String),
     #[error("the workspace has no Twilio account, or no recordings store is configured")]
     NotConfigured,
-    #[error("downloading from Twilio: {0}")]
-    Download(String),
+    #[error("the workspace's Twilio credentials could not be opened")]
+    Secret(#[source] SecretError),
+    #[error("downloading from Twilio")]
+    Download(#[source] TwilioError),
+    #[error("the download failed: {0}")]
+    Transfer(String),
     #[error("Twilio's answer is not audio (Content-Type {0:?}); nothing was stored")]
     NotAudio(String),
-    #[error("storing the recording: {0}")]
-    Storage(String),
+    #[error("storing the recording")]
+    Storage(#[source] StoreError),
+    #[error("deleting Twilio's copy")]
+    Delete(#[source] TwilioError),
     #[error(transparent)]
     Record(#[from] StoreError),
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum Copied {
-    /// A previous run stored it: nothing to do.
-    AlreadyStored,
-    Stored(StoredObject),
+impl From<AccountError> for CopyError {
+    fn from(error: AccountError) -> Self {
+        match error {
+            AccountError::NotConfigured => Self::NotConfigured,
+            AccountError::Secret(error) => Self::Secret(error),
+        }
+    }
 }
 
-/// Copies one recording, once: a job for a recording already stored does
-/// nothing. A failure is recorded on the session and returned for a retry.
+impl CopyError {
+    /// Errors no retry can fix.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Unknown(_) | Self::NotConfigured)
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Copied {
+    /// A previous run did all there was to do.
+    AlreadyDone,
+    Stored(StoredObject),
+    /// A previous run stored it; this one deleted Twilio's copy.
+    DeletedAtTwilio,
+}
+
+/// Copies one recording, once, and (when the workspace asks) deletes
+/// Twilio's copy once ours is verified. A job whose work is done does
+/// nothing; a failure is recorded on the session and returned for a retry.
 pub async fn copy_recording(app: &App, job: &CopyJob) -> Result<Copied, CopyError> {
     let (ws, id) = (&job.workspace, &job.call);
     let session = app
@@ -50,26 +74,36 @@ pub async fn copy_recording(app: &App, job: &CopyJob) -> Result<Copied, CopyErro
         .get(job.recording.as_str())
         .cloned()
         .ok_or_else(|| CopyError::Unknown(format!("recording {}", job.recording)))?;
-    if recording.status == RecordingStatus::Stored {
-        return Ok(Copied::AlreadyStored);
-    }
     let workspace = app
         .store
         .get_workspace(ws)
         .await?
         .filter(|w| w.twilio.is_some())
         .ok_or(CopyError::NotConfigured)?;
+    let delete_at_twilio = workspace.settings.delete_twilio_recording_after_copy;
+    if !recording.needs_work(delete_at_twilio) {
+        return Ok(Copied::AlreadyDone);
+    }
     let store = app.recordings.as_deref().ok_or(CopyError::NotConfigured)?;
-    let twilio = media_client(app, &workspace).await?;
+    let twilio = app.twilio.media_for_workspace(app.secrets.as_ref(), &workspace).await?;
+
+    if recording.status == RecordingStatus::Stored {
+        // Stored by an earlier run whose deletion at Twilio failed.
+        let stored = StoredObject {
+            size: recording.size.unwrap_or_default(),
+            sha256: recording.sha256.clone().unwrap_or_default(),
+            content_type: recording.content_type.clone().unwrap_or_default(),
+        };
+        return match delete_at_twilio_once_verified(app, &twilio, store, &workspace, &mut recording, job, &stored).await
+        {
+            Ok(()) => Ok(Copied::DeletedAtTwilio),
+            Err(error) => Err(noted(app, job, &mut recording, error).await),
+        };
+    }
 
     let stored = match transfer(&twilio, store, &workspace, &recording, job).await {
         Ok(stored) => stored,
-        Err(error) => {
-            recording.failed_attempts += 1;
-            recording.last_error = Some(error.to_string());
-            app.store.update_recording(ws, id, &recording).await?;
-            return Err(error);
-        }
+        Err(error) => return Err(noted(app, job, &mut recording, error).await),
     };
     recording.status = RecordingStatus::Stored;
     recording.object_key = Some(recording.key(ws, id).object_key());
@@ -81,27 +115,24 @@ pub async fn copy_recording(app: &App, job: &CopyJob) -> Result<Copied, CopyErro
     app.store.update_recording(ws, id, &recording).await?;
     tracing::info!(recording = %recording.sid, size = stored.size, "stored a recording");
 
-    if workspace.settings.delete_twilio_recording_after_copy {
-        delete_at_twilio(app, &twilio, store, &workspace, &mut recording, job, &stored).await?;
+    if delete_at_twilio
+        && let Err(error) =
+            delete_at_twilio_once_verified(app, &twilio, store, &workspace, &mut recording, job, &stored).await
+    {
+        // Ours is stored; the retry only has the deletion left to do.
+        return Err(noted(app, job, &mut recording, error).await);
     }
     Ok(Copied::Stored(stored))
 }
 
-/// A client on the media HTTP client (no total timeout: a long recording
-/// takes as long as it takes; stalls are caught by the read timeout).
-async fn media_client(app: &App, workspace: &Workspace) -> Result<TwilioClient, CopyError> {
-    let account = workspace.twilio.as_ref().ok_or(CopyError::NotConfigured)?;
-    let token: SecretString = app
-        .secrets
-        .open(&workspace.id, &account.auth_token)
-        .await
-        .map_err(|e| CopyError::Download(e.to_string()))?;
-    Ok(TwilioClient::with_auth_token(
-        app.media_http.clone(),
-        app.config.twilio_api_url.clone(),
-        account.account_sid.clone(),
-        token,
-    ))
+/// Records a failed attempt on the recording, and hands the error back.
+async fn noted(app: &App, job: &CopyJob, recording: &mut Recording, error: CopyError) -> CopyError {
+    recording.failed_attempts += 1;
+    recording.last_error = Some(error_chain(&error));
+    if let Err(store_error) = app.store.update_recording(&job.workspace, &job.call, recording).await {
+        tracing::warn!(error = %error_chain(&store_error), "could not record a failed copy attempt");
+    }
+    error
 }
 
 async fn transfer(
@@ -114,7 +145,7 @@ async fn transfer(
     let mut response = twilio
         .recording_media(&recording.sid)
         .await
-        .map_err(|e| CopyError::Download(e.to_string()))?;
+        .map_err(CopyError::Download)?;
     let content_type = response
         .headers()
         .get(http::header::CONTENT_TYPE)
@@ -127,40 +158,37 @@ async fn transfer(
     }
     let expected = response.content_length();
     let key = recording.key(&workspace.id, &job.call);
-    let mut upload = store
-        .begin(&key, &content_type)
-        .await
-        .map_err(|e| CopyError::Storage(e.to_string()))?;
+    let mut upload = store.begin(&key, &content_type).await.map_err(CopyError::Storage)?;
     let mut received: u64 = 0;
     let failure = loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
                 received += chunk.len() as u64;
                 if let Err(error) = upload.write(chunk).await {
-                    break Some(CopyError::Storage(error.to_string()));
+                    break Some(CopyError::Storage(error));
                 }
             }
-            Ok(None) if received == 0 => break Some(CopyError::Download("the recording is empty".into())),
+            Ok(None) if received == 0 => break Some(CopyError::Transfer("the recording is empty".into())),
             Ok(None) if expected.is_some_and(|n| n != received) => {
-                break Some(CopyError::Download(format!(
+                break Some(CopyError::Transfer(format!(
                     "the download ended after {received} of {} bytes",
                     expected.unwrap_or_default()
                 )));
             }
             Ok(None) => break None,
-            Err(error) => break Some(CopyError::Download(error.without_url().to_string())),
+            Err(error) => break Some(CopyError::Transfer(error_chain(&error.without_url()))),
         }
     };
     if let Some(error) = failure {
         // Nothing half-written stays behind (S3 also expires stray parts).
         if let Err(abort) = upload.abort().await {
-            tracing::warn!(error = %abort, "could not abort a failed upload");
+            tracing::warn!(error = %error_chain(&abort), "could not abort a failed upload");
         }
         return Err(error);
     }
-    let stored = upload.finish().await.map_err(|e| CopyError::Storage(e.to_string()))?;
+    let stored = upload.finish().await.map_err(CopyError::Storage)?;
     if stored.size != received {
-        return Err(CopyError::Storage(format!(
+        return Err(CopyError::Transfer(format!(
             "stored {} bytes of {received} received",
             stored.size
         )));
@@ -168,8 +196,11 @@ async fn transfer(
     Ok(stored)
 }
 
-/// Deletes Twilio's copy only once ours reads back with the same size and hash.
-async fn delete_at_twilio(
+/// Deletes Twilio's copy only once ours reads back with the same size and
+/// hash. If ours does not verify, or Twilio refuses, Twilio's copy is kept
+/// and the error goes back for a retry (and, in the end, to the dead-letter
+/// queue or the log, with Twilio's copy still there).
+async fn delete_at_twilio_once_verified(
     app: &App,
     twilio: &TwilioClient,
     store: &dyn RecordingStore,
@@ -181,18 +212,21 @@ async fn delete_at_twilio(
     let key = recording.key(&workspace.id, &job.call);
     match store.stat(&key).await {
         Ok(Some(ours)) if ours.size == stored.size && ours.sha256 == stored.sha256 => {}
+        Err(error) => return Err(CopyError::Storage(error)),
         other => {
-            tracing::warn!(recording = %recording.sid, ?other, "our copy did not verify; Twilio's copy is kept");
-            return Ok(());
+            return Err(CopyError::Transfer(format!(
+                "our copy did not verify ({other:?}); Twilio's copy is kept"
+            )));
         }
     }
     match twilio.delete_recording(&recording.sid).await {
-        Ok(()) => {
+        // Already gone: a previous attempt's answer was lost.
+        Ok(()) | Err(TwilioError::NotFound { .. }) => {
             recording.twilio_deleted = true;
+            recording.last_error = None;
             app.store.update_recording(&workspace.id, &job.call, recording).await?;
+            Ok(())
         }
-        // Keeping Twilio's copy is the safe failure; the next run may delete it.
-        Err(error) => tracing::warn!(recording = %recording.sid, %error, "could not delete Twilio's copy"),
+        Err(error) => Err(CopyError::Delete(error)),
     }
-    Ok(())
 }

@@ -3,153 +3,78 @@
 //! once, by a queued job that retries until it succeeds.
 
 pub mod copy;
-pub mod queue;
+pub mod worker;
 
 use std::time::Duration;
 
 use http::{HeaderValue, StatusCode, header};
-use serde::{Deserialize, Serialize};
 
-use crate::api::{self, ApiError, Body, Request, Response};
+use crate::api::{self, ApiError, Body, Request, Response, empty_twiml};
 use crate::app::App;
 use crate::auth::Agent;
-use crate::calls::Timestamp;
-use crate::calls::voice::{query_params, session_from_query};
-use crate::ids::{CallId, RecordingSid};
-use crate::store::recordings::{Playback, RecordingKey};
-use crate::twilio::twiml;
-use crate::webhook::{Webhook, WebhookError};
-
-use queue::CopyJob;
+use crate::ids::CallId;
+use crate::jobs::CopyJob;
+use crate::model::recordings::{Recording, RecordingStatus};
+use crate::ports::Playback;
+use crate::time::Timestamp;
+use crate::twilio::webhooks::{RecordingCallback, RecordingProgress, Unknown};
+use crate::webhook::{Webhook, WebhookError, session_from_query};
 
 /// How long a playback link stays valid.
 pub const PLAYBACK_LINK_LIFETIME: Duration = Duration::from_secs(5 * 60);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RecordingStatus {
-    /// Twilio has it; our copy is queued or being retried.
-    Pending,
-    /// Our copy is stored and verified.
-    Stored,
-    /// Twilio recorded nothing (silence, or too short).
-    Absent,
-    /// Twilio failed to record.
-    Failed,
-}
-
-/// One recording of a call, as stored on its session.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Recording {
-    pub sid: RecordingSid,
-    pub status: RecordingStatus,
-    /// `Conference`, `RecordVerb` (voicemail), `DialVerb`, …
-    #[serde(default)]
-    pub source: Option<String>,
-    #[serde(default)]
-    pub channels: Option<u8>,
-    #[serde(default)]
-    pub duration_seconds: Option<u32>,
-    /// Where our copy lives (`recordings/<workspace>/<callId>/<RecordingSid>.mp3`).
-    #[serde(default)]
-    pub object_key: Option<String>,
-    #[serde(default)]
-    pub size: Option<u64>,
-    /// Hex SHA-256 of the stored bytes.
-    #[serde(default)]
-    pub sha256: Option<String>,
-    #[serde(default)]
-    pub content_type: Option<String>,
-    /// Copy attempts that failed, and why the last one did.
-    #[serde(default)]
-    pub failed_attempts: u32,
-    #[serde(default)]
-    pub last_error: Option<String>,
-    /// Twilio's copy was deleted after ours was verified.
-    #[serde(default)]
-    pub twilio_deleted: bool,
-    pub received_at: Timestamp,
-    #[serde(default)]
-    pub stored_at: Option<Timestamp>,
-}
-
-impl Recording {
-    pub fn key(&self, workspace: &crate::ids::WorkspaceId, call: &CallId) -> RecordingKey {
-        RecordingKey {
-            workspace: workspace.clone(),
-            call: call.clone(),
-            recording: self.sid.clone(),
-            extension: "mp3",
-        }
-    }
-}
-
-fn empty() -> Response {
-    api::xml_response(twiml::Response::new().to_xml())
-}
-
 /// `POST /twilio/recording?callId=`: Twilio says a recording is ready (or
 /// absent, or failed). Answered at once; the copy is queued. A duplicate makes
-/// no second entry, and queues again only while the copy is still pending
-/// (the copy itself is idempotent), so a lost enqueue is repaired by a retry.
+/// no second entry, and queues again while the job still has work to do
+/// (`Recording::needs_work`: the copy, or the deletion of Twilio's copy), so
+/// a lost enqueue is repaired by a retry; the job itself is idempotent.
 pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
-    let params = &hook.params;
-    let sid = params
-        .get("RecordingSid")
-        .and_then(|sid| RecordingSid::parse(sid).ok())
-        .ok_or_else(|| WebhookError::BadRequest("missing or invalid RecordingSid".into()))?;
-    let status = match params.get("RecordingStatus") {
-        Some("completed") => RecordingStatus::Pending,
-        Some("absent") => RecordingStatus::Absent,
-        Some("failed") => RecordingStatus::Failed,
-        // `in-progress`: nothing to do until it completes.
-        Some("in-progress") => return Ok(empty()),
+    let form: RecordingCallback = hook.form()?;
+    let status = match &form.recording_status {
+        RecordingProgress::Completed => RecordingStatus::Pending,
+        RecordingProgress::Absent => RecordingStatus::Absent,
+        RecordingProgress::Failed => RecordingStatus::Failed,
+        // Nothing to do until it completes.
+        RecordingProgress::InProgress => return Ok(empty_twiml()),
         other => {
-            return Err(WebhookError::BadRequest(format!("unknown RecordingStatus {other:?}")));
+            let unknown: String = other.unknown().unwrap_or_default().chars().take(64).collect();
+            tracing::warn!(value = %unknown, "a recording status this version does not know; acknowledged");
+            return Ok(empty_twiml());
         }
     };
     let session = session_from_query(app, &hook, &request).await?;
-    let recording = Recording {
-        sid: sid.clone(),
-        status,
-        source: params.get("RecordingSource").map(|s| s.chars().take(32).collect()),
-        channels: params.get("RecordingChannels").and_then(|c| c.parse().ok()),
-        duration_seconds: params.get("RecordingDuration").and_then(|d| d.parse().ok()),
-        object_key: None,
-        size: None,
-        sha256: None,
-        content_type: None,
-        failed_attempts: 0,
-        // Twilio sends `ErrorCode=0` when all is well.
-        last_error: params
-            .get("ErrorCode")
-            .filter(|code| *code != "0")
-            .map(|code| format!("Twilio error {code}")),
-        twilio_deleted: false,
-        received_at: Timestamp::now(),
-        stored_at: None,
-    };
+    let mut recording = Recording::new(form.recording_sid.clone(), status, Timestamp::now());
+    recording.source = form.recording_source.map(|s| s.chars().take(32).collect());
+    recording.channels = form.recording_channels.and_then(|c| c.parse().ok());
+    recording.duration_seconds = form.recording_duration.and_then(|d| d.parse().ok());
+    // Twilio sends `ErrorCode=0` when all is well.
+    recording.last_error = form
+        .error_code
+        .filter(|code| code != "0")
+        .map(|code| format!("Twilio error {}", code.chars().take(16).collect::<String>()));
+
     let (ws, id) = (&session.workspace, &session.id);
-    let new = app.store.put_recording(ws, id, &recording).await?;
-    let pending = if new {
-        status == RecordingStatus::Pending
-    } else {
-        app.store
-            .get_call(ws, id)
-            .await?
-            .and_then(|s| s.recordings.get(sid.as_str()).map(|r| r.status))
-            == Some(RecordingStatus::Pending)
-    };
-    if pending {
+    let modified = app
+        .store
+        .modify_call(ws, id, &|s| {
+            s.add_recording(&recording);
+        })
+        .await?;
+    let delete_at_twilio = hook.workspace.settings.delete_twilio_recording_after_copy;
+    let needs_work = modified
+        .after
+        .recordings
+        .get(form.recording_sid.as_str())
+        .is_some_and(|r| r.needs_work(delete_at_twilio));
+    if needs_work {
         let job = CopyJob {
             workspace: ws.clone(),
             call: id.clone(),
-            recording: sid,
+            recording: form.recording_sid,
         };
         app.jobs.enqueue(&job).await?;
     }
-    Ok(empty())
+    Ok(empty_twiml())
 }
 
 /// `GET /calls/{callId}/recording[?recording=RE…]`: the newest stored
@@ -160,7 +85,7 @@ pub async fn playback(app: &App, agent: Agent, request: Request) -> Result<Respo
     let not_found = || ApiError::NotFound(format!("no recording for call {raw:?}"));
     let id = CallId::parse(raw).map_err(|_| not_found())?;
     let session = app.store.get_call(&agent.workspace, &id).await?.ok_or_else(not_found)?;
-    let wanted = query_params(&request).get("recording").map(str::to_owned);
+    let wanted = request.query_params().get("recording").map(str::to_owned);
     let recording = session
         .recordings
         .values()

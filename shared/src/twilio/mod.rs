@@ -5,3 +5,4 @@ pub mod access_token;
 pub mod rest;
 pub mod signature;
 pub mod twiml;
+pub mod webhooks;

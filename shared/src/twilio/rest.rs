@@ -15,6 +15,8 @@ use url::Url;
 use crate::ids::{
     AccountSid, ApiKeySid, ApplicationSid, CallSid, ConferenceSid, MessageSid, PhoneNumberSid, RecordingSid,
 };
+use crate::model::messages::MessageStatus;
+use crate::telemetry::error_chain;
 
 /// How a Twilio call failed.
 #[derive(Debug, thiserror::Error)]
@@ -27,9 +29,13 @@ pub enum TwilioError {
     /// Any other 4xx: Twilio understood and said no.
     #[error("Twilio rejected the request ({status}, code {code}): {message}")]
     Rejected { status: u16, code: u64, message: String },
-    /// 5xx, 429, a timeout or a connection failure, after any retries.
+    /// 5xx or 429, after any retries.
     #[error("Twilio is unavailable: {0}")]
     Unavailable(String),
+    /// No answer at all (the name did not resolve, the connection failed or
+    /// timed out), after any retries. The cause says which.
+    #[error("Twilio could not be reached")]
+    Unreachable(#[source] reqwest::Error),
     /// A success whose body we could not read.
     #[error("Twilio answered with an unexpected body: {0}")]
     Unexpected(String),
@@ -327,8 +333,10 @@ impl TwilioClient {
         let mut attempt = 0;
         loop {
             match self.send_once(build()).await {
-                Err(TwilioError::Unavailable(reason)) if attempt < RETRY_DELAYS.len() => {
-                    tracing::warn!(%reason, attempt, "Twilio unavailable; retrying");
+                Err(error @ (TwilioError::Unavailable(_) | TwilioError::Unreachable(_)))
+                    if attempt < RETRY_DELAYS.len() =>
+                {
+                    tracing::warn!(reason = %error_chain(&error), attempt, "Twilio unavailable; retrying");
                     tokio::time::sleep(RETRY_DELAYS[attempt]).await;
                     attempt += 1;
                 }
@@ -344,7 +352,7 @@ impl TwilioClient {
             .await
             // `without_url` keeps nothing but the reason; URLs carry no secret
             // here, but errors end up in logs and responses.
-            .map_err(|e| TwilioError::Unavailable(e.without_url().to_string()))?;
+            .map_err(|e| TwilioError::Unreachable(e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
@@ -371,7 +379,7 @@ async fn decode<T: DeserializeOwned>(response: reqwest::Response) -> Result<T, T
     let bytes = response
         .bytes()
         .await
-        .map_err(|e| TwilioError::Unavailable(e.without_url().to_string()))?;
+        .map_err(|e| TwilioError::Unreachable(e.without_url()))?;
     serde_json::from_slice(&bytes).map_err(|e| TwilioError::Unexpected(e.to_string()))
 }
 
@@ -484,7 +492,7 @@ pub struct MessageResource {
     pub sid: MessageSid,
     /// `queued` (or `accepted`) when just created.
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<MessageStatus>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -663,7 +671,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn timeouts_are_unavailable_after_retries() {
+    async fn timeouts_are_unreachable_after_retries_and_say_why() {
         let server = MockServer::start().await;
         Mock::given(method("GET"))
             .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(2)))
@@ -671,7 +679,26 @@ mod tests {
             .mount(&server)
             .await;
         let error = client(&server).fetch_account().await.unwrap_err();
-        assert!(matches!(error, TwilioError::Unavailable(_)), "{error:?}");
+        assert!(matches!(error, TwilioError::Unreachable(_)), "{error:?}");
+        assert!(error_chain(&error).contains("timed out"), "{}", error_chain(&error));
+    }
+
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_is_named_as_the_cause() {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap();
+        let client = TwilioClient::with_auth_token(
+            http,
+            Url::parse("https://api.twilio.invalid").unwrap(),
+            AccountSid::parse(ACCOUNT).unwrap(),
+            SecretString::from("token"),
+        );
+        let error = client.fetch_account().await.unwrap_err();
+        let told = error_chain(&error);
+        assert!(told.starts_with("Twilio could not be reached: "), "{told}");
+        assert!(told.contains("dns error"), "the cause is kept: {told}");
     }
 
     #[tokio::test]
@@ -801,7 +828,7 @@ mod tests {
         };
         let sent = client(&server).send_message(&text).await.unwrap();
         assert_eq!(sent.sid.as_str(), format!("SM{:032x}", 7));
-        assert_eq!(sent.status.as_deref(), Some("queued"));
+        assert_eq!(sent.status, Some(MessageStatus::Queued));
     }
 
     #[tokio::test]

@@ -1,0 +1,512 @@
+//! The call model: one session per customer-agent conversation, held in a
+//! Twilio conference, moving forward only through its states. The rules of a
+//! session are methods here; a store only makes them atomic.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AgentId, CallId, CallSid, ConferenceSid, WorkspaceId};
+use crate::recordings::Recording;
+use crate::time::Timestamp;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CallState {
+    Created,
+    Dialing,
+    Ringing,
+    InProgress,
+    Completed,
+    Busy,
+    NoAnswer,
+    Failed,
+    Canceled,
+    Abandoned,
+}
+
+impl CallState {
+    pub const ALL: [CallState; 10] = [
+        Self::Created,
+        Self::Dialing,
+        Self::Ringing,
+        Self::InProgress,
+        Self::Completed,
+        Self::Busy,
+        Self::NoAnswer,
+        Self::Failed,
+        Self::Canceled,
+        Self::Abandoned,
+    ];
+
+    /// Position in the forward-only order. Every terminal state shares the
+    /// last rank, so one terminal state never replaces another.
+    pub fn rank(self) -> u8 {
+        match self {
+            Self::Created => 0,
+            Self::Dialing => 1,
+            Self::Ringing => 2,
+            Self::InProgress => 3,
+            _ => 4,
+        }
+    }
+
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 4
+    }
+
+    /// Whether a session in `self` may move to `next`.
+    pub fn can_advance_to(self, next: CallState) -> bool {
+        next.rank() > self.rank()
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Dialing => "dialing",
+            Self::Ringing => "ringing",
+            Self::InProgress => "in-progress",
+            Self::Completed => "completed",
+            Self::Busy => "busy",
+            Self::NoAnswer => "no-answer",
+            Self::Failed => "failed",
+            Self::Canceled => "canceled",
+            Self::Abandoned => "abandoned",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == value)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Direction {
+    Outbound,
+    Inbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Outbound => "outbound",
+            Self::Inbound => "inbound",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        [Self::Outbound, Self::Inbound]
+            .into_iter()
+            .find(|d| d.as_str() == value)
+    }
+}
+
+/// A call session as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallSession {
+    #[serde(rename = "callId")]
+    pub id: CallId,
+    pub workspace: WorkspaceId,
+    pub direction: Direction,
+    /// The agent who placed it, or who answered it.
+    pub agent: Option<AgentId>,
+    pub from: String,
+    pub to: String,
+    /// The conference's friendly name (unique per session).
+    pub conference: String,
+    pub state: CallState,
+    /// The first moment each state was reached.
+    #[serde(default)]
+    pub reached: BTreeMap<CallState, Timestamp>,
+    pub created_at: Timestamp,
+    /// When anything about the session last changed: strictly growing.
+    pub updated_at: Timestamp,
+    /// Counts the stored changes: what a store compares to make a change atomic.
+    #[serde(default)]
+    pub version: u64,
+    #[serde(default)]
+    pub agent_call_sid: Option<CallSid>,
+    #[serde(default)]
+    pub customer_call_sid: Option<CallSid>,
+    #[serde(default)]
+    pub conference_sid: Option<ConferenceSid>,
+    /// "Do this once" steps already claimed (for example `dial-customer`).
+    #[serde(default)]
+    pub steps: BTreeMap<String, Timestamp>,
+    #[serde(default)]
+    pub end_reason: Option<String>,
+    #[serde(default)]
+    pub duration_seconds: Option<u32>,
+    #[serde(default)]
+    pub notes: Option<String>,
+    #[serde(default)]
+    pub disposition: Option<String>,
+    /// Recordings of the call (and voicemails), by RecordingSid.
+    #[serde(default)]
+    pub recordings: BTreeMap<String, Recording>,
+}
+
+/// What `CallSession::advance` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advance {
+    /// The session moved to the new state.
+    Moved { from: CallState },
+    /// The session was already there or further (a duplicate or a late event).
+    Unchanged { current: CallState },
+}
+
+/// The "do this once" step that dials an outbound call's customer; claiming
+/// it any other way (the agent left, the session expired) makes sure they are
+/// never dialed.
+pub const DIAL_CUSTOMER: &str = "dial-customer";
+
+/// The conference each session's legs meet in: unique per session.
+pub fn conference_name(id: &CallId) -> String {
+    format!("sb-{id}")
+}
+
+impl CallSession {
+    pub fn new(
+        workspace: WorkspaceId,
+        direction: Direction,
+        agent: Option<AgentId>,
+        from: String,
+        to: String,
+        now: Timestamp,
+    ) -> Self {
+        let id = CallId::generate();
+        Self {
+            conference: conference_name(&id),
+            id,
+            workspace,
+            direction,
+            agent,
+            from,
+            to,
+            state: CallState::Created,
+            reached: BTreeMap::from([(CallState::Created, now)]),
+            created_at: now,
+            updated_at: now,
+            version: 1,
+            agent_call_sid: None,
+            customer_call_sid: None,
+            conference_sid: None,
+            steps: BTreeMap::new(),
+            end_reason: None,
+            duration_seconds: None,
+            notes: None,
+            disposition: None,
+            recordings: BTreeMap::new(),
+        }
+    }
+
+    /// The same session under an id chosen up front (idempotent creation).
+    pub fn with_id(mut self, id: CallId) -> Self {
+        self.conference = conference_name(&id);
+        self.id = id;
+        self
+    }
+
+    pub fn is_outbound(&self) -> bool {
+        self.direction == Direction::Outbound
+    }
+
+    /// Applies one report "the call was in `state` at `at`". Twilio delivers
+    /// them at least once, in any order, and the session ends up the same
+    /// whatever the order and however many duplicates:
+    ///
+    /// - the state moves forward only (`CallState::can_advance_to`); terminal
+    ///   states share the top rank, so none is ever overwritten;
+    /// - `reached[state]` keeps the earliest `at` ever reported for `state`,
+    ///   whether or not the state moved (a late `ringing` after `in-progress`
+    ///   still records when it rang).
+    ///
+    /// Only `state` depends on order, and only when reports name two
+    /// different terminal states (the first to arrive stays).
+    pub fn advance(&mut self, state: CallState, at: Timestamp) -> Advance {
+        if self.reached.get(&state).is_none_or(|recorded| at < *recorded) {
+            self.reached.insert(state, at);
+        }
+        if !self.state.can_advance_to(state) {
+            return Advance::Unchanged { current: self.state };
+        }
+        let from = self.state;
+        self.state = state;
+        Advance::Moved { from }
+    }
+
+    /// Merges `update`: the legs' SIDs, the answering agent, why it ended and
+    /// how long it took keep the first value Twilio gave; notes and
+    /// disposition, the agent's own fields, take the latest.
+    pub fn apply(&mut self, update: &CallUpdate) {
+        fill(&mut self.agent, update.agent.as_ref());
+        fill(&mut self.agent_call_sid, update.agent_call_sid.as_ref());
+        fill(&mut self.customer_call_sid, update.customer_call_sid.as_ref());
+        fill(&mut self.conference_sid, update.conference_sid.as_ref());
+        fill(&mut self.end_reason, update.end_reason.as_ref());
+        fill(&mut self.duration_seconds, update.duration_seconds.as_ref());
+        if update.notes.is_some() {
+            self.notes.clone_from(&update.notes);
+        }
+        if update.disposition.is_some() {
+            self.disposition.clone_from(&update.disposition);
+        }
+    }
+
+    /// Claims a "do this once" step: true the first time only.
+    pub fn claim(&mut self, step: &str, at: Timestamp) -> bool {
+        if self.steps.contains_key(step) {
+            return false;
+        }
+        self.steps.insert(step.to_owned(), at);
+        true
+    }
+
+    /// Makes sure the customer is never dialed: if the dial step is still
+    /// unclaimed, claims it and ends the session `abandoned` with `reason`.
+    /// True if it did.
+    pub fn abandon(&mut self, at: Timestamp, reason: &str) -> bool {
+        if !self.claim(DIAL_CUSTOMER, at) {
+            return false;
+        }
+        self.advance(CallState::Abandoned, at);
+        self.apply(&CallUpdate {
+            end_reason: Some(reason.into()),
+            ..CallUpdate::default()
+        });
+        true
+    }
+
+    /// Adds a recording once per RecordingSid: true if it was new; an
+    /// existing entry stays as it is.
+    pub fn add_recording(&mut self, recording: &Recording) -> bool {
+        if self.recordings.contains_key(recording.sid.as_str()) {
+            return false;
+        }
+        self.recordings.insert(recording.sid.to_string(), recording.clone());
+        true
+    }
+
+    /// Replaces a recording entry (the copy's progress and result).
+    pub fn replace_recording(&mut self, recording: &Recording) {
+        self.recordings.insert(recording.sid.to_string(), recording.clone());
+    }
+
+    /// Marks the session as changed since `before`: one more version, and an
+    /// `updated_at` later than the one before.
+    pub fn touch(&mut self, before: &CallSession) {
+        self.version = before.version + 1;
+        self.updated_at = Timestamp::after(before.updated_at);
+    }
+
+    /// Whether the two differ in anything but the change stamps.
+    pub fn differs_from(&self, other: &CallSession) -> bool {
+        let stamped = |s: &CallSession| CallSession {
+            version: 0,
+            updated_at: s.created_at,
+            ..s.clone()
+        };
+        stamped(self) != stamped(other)
+    }
+}
+
+/// Sets `field` from `value` unless it already has one.
+fn fill<T: Clone>(field: &mut Option<T>, value: Option<&T>) {
+    if field.is_none() {
+        *field = value.cloned();
+    }
+}
+
+/// One thing that happened to a call, as Twilio told us.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEvent {
+    /// Identifies the event across duplicate deliveries (for example
+    /// `<CallSid>:<SequenceNumber>` or `<ConferenceSid>:<event>:<CallSid>`).
+    pub key: String,
+    pub at: Timestamp,
+    pub kind: String,
+    #[serde(default)]
+    pub detail: BTreeMap<String, String>,
+}
+
+/// Fields set on a session after it is created. `None` leaves a field as it
+/// is; see `CallSession::apply` for which ones stick.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CallUpdate {
+    /// The agent who answered an inbound call.
+    pub agent: Option<AgentId>,
+    pub agent_call_sid: Option<CallSid>,
+    pub customer_call_sid: Option<CallSid>,
+    pub conference_sid: Option<ConferenceSid>,
+    pub end_reason: Option<String>,
+    pub duration_seconds: Option<u32>,
+    pub notes: Option<String>,
+    pub disposition: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::ids::RecordingSid;
+    use crate::recordings::RecordingStatus;
+
+    fn session() -> CallSession {
+        CallSession::new(
+            WorkspaceId::parse("acme").unwrap(),
+            Direction::Outbound,
+            AgentId::parse("alice").ok(),
+            "+14155550100".into(),
+            "+14155550101".into(),
+            Timestamp::parse_rfc3339("2026-01-01T00:00:00Z").unwrap(),
+        )
+    }
+
+    fn at(second: i64) -> Timestamp {
+        Timestamp::parse_rfc3339("2026-01-01T00:00:00Z")
+            .unwrap()
+            .plus_seconds(second)
+    }
+
+    #[test]
+    fn states_only_move_forward_and_terminal_states_stick() {
+        use CallState::*;
+        assert!(Created.can_advance_to(Ringing));
+        assert!(Ringing.can_advance_to(InProgress));
+        assert!(InProgress.can_advance_to(Completed));
+        assert!(Created.can_advance_to(Abandoned));
+        assert!(!InProgress.can_advance_to(Ringing));
+        assert!(!Ringing.can_advance_to(Ringing));
+        for terminal in [Completed, Busy, NoAnswer, Failed, Canceled, Abandoned] {
+            assert!(terminal.is_terminal());
+            for next in CallState::ALL {
+                assert!(!terminal.can_advance_to(next));
+            }
+        }
+    }
+
+    #[test]
+    fn states_round_trip_through_their_twilio_names() {
+        for state in CallState::ALL {
+            assert_eq!(CallState::parse(state.as_str()), Some(state));
+            assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+        }
+    }
+
+    #[test]
+    fn advance_moves_forward_and_keeps_the_earliest_time() {
+        use CallState::*;
+        let mut s = session();
+        assert_eq!(s.advance(Ringing, at(3)), Advance::Moved { from: Created });
+        assert_eq!(s.advance(Ringing, at(5)), Advance::Unchanged { current: Ringing });
+        assert_eq!(s.reached[&Ringing], at(3), "a later duplicate keeps the earlier time");
+        assert_eq!(s.advance(Ringing, at(2)), Advance::Unchanged { current: Ringing });
+        assert_eq!(s.reached[&Ringing], at(2), "an earlier duplicate lowers it");
+        assert_eq!(s.advance(InProgress, at(6)), Advance::Moved { from: Ringing });
+        assert_eq!(s.advance(Dialing, at(4)), Advance::Unchanged { current: InProgress });
+        assert_eq!(s.reached[&Dialing], at(4), "a late state's time is still recorded");
+        assert_eq!(s.advance(Completed, at(9)), Advance::Moved { from: InProgress });
+        assert_eq!(s.advance(Failed, at(10)), Advance::Unchanged { current: Completed });
+        assert_eq!(s.state, Completed);
+    }
+
+    #[test]
+    fn updates_keep_twilios_first_values_and_the_agents_latest() {
+        let mut s = session();
+        s.apply(&CallUpdate {
+            end_reason: Some("first".into()),
+            notes: Some("first notes".into()),
+            ..CallUpdate::default()
+        });
+        s.apply(&CallUpdate {
+            end_reason: Some("second".into()),
+            notes: Some("second notes".into()),
+            disposition: Some("sale".into()),
+            agent: AgentId::parse("bob").ok(),
+            ..CallUpdate::default()
+        });
+        assert_eq!(s.end_reason.as_deref(), Some("first"));
+        assert_eq!(s.notes.as_deref(), Some("second notes"));
+        assert_eq!(s.disposition.as_deref(), Some("sale"));
+        assert_eq!(s.agent, AgentId::parse("alice").ok(), "the placing agent stays");
+    }
+
+    #[test]
+    fn steps_are_claimed_once_and_recordings_added_once() {
+        let mut s = session();
+        assert!(s.claim("dial-customer", at(1)));
+        assert!(!s.claim("dial-customer", at(2)));
+        assert_eq!(s.steps["dial-customer"], at(1));
+        let recording = Recording::new(
+            RecordingSid::parse(&format!("RE{}", "0".repeat(32))).unwrap(),
+            RecordingStatus::Pending,
+            at(3),
+        );
+        assert!(s.add_recording(&recording));
+        let mut stored = recording.clone();
+        stored.status = RecordingStatus::Stored;
+        assert!(!s.add_recording(&stored), "an existing entry stays");
+        assert_eq!(s.recordings[recording.sid.as_str()].status, RecordingStatus::Pending);
+        s.replace_recording(&stored);
+        assert_eq!(s.recordings[recording.sid.as_str()].status, RecordingStatus::Stored);
+    }
+
+    #[test]
+    fn an_abandoned_session_is_never_dialed_and_a_dialed_one_never_abandoned() {
+        let mut s = session();
+        assert!(s.abandon(at(1), "the agent left"));
+        assert_eq!(s.state, CallState::Abandoned);
+        assert_eq!(s.end_reason.as_deref(), Some("the agent left"));
+        assert!(!s.claim(DIAL_CUSTOMER, at(2)), "nobody dials it afterwards");
+        let mut dialed = session();
+        assert!(dialed.claim(DIAL_CUSTOMER, at(1)));
+        assert!(!dialed.abandon(at(2), "too late"));
+        assert_eq!(dialed.state, CallState::Created);
+    }
+
+    #[test]
+    fn touch_counts_versions_and_updated_at_grows() {
+        let before = session();
+        let mut after = before.clone();
+        after.notes = Some("x".into());
+        after.touch(&before);
+        assert_eq!(after.version, before.version + 1);
+        assert!(after.updated_at > before.updated_at);
+        assert!(after.differs_from(&before));
+        let mut stamped_only = before.clone();
+        stamped_only.touch(&before);
+        assert!(!stamped_only.differs_from(&before));
+    }
+
+    /// Reports of the live states and of one terminal state: two different
+    /// terminal states are the one case where order decides (the first stays).
+    fn reports() -> impl Strategy<Value = Vec<(CallState, i64)>> {
+        use CallState::*;
+        prop::sample::select(vec![Completed, Busy, NoAnswer, Failed, Canceled, Abandoned]).prop_flat_map(|terminal| {
+            let state = prop::sample::select(vec![Created, Dialing, Ringing, InProgress, terminal]);
+            prop::collection::vec((state, 0i64..100), 1..20)
+        })
+    }
+
+    proptest! {
+        /// Any order of the same reports leaves the same session.
+        #[test]
+        fn reports_in_any_order_end_the_same(reports in reports(), seed in any::<u64>()) {
+            let mut shuffled = reports.clone();
+            let mut x = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let mut a = session();
+            let mut b = a.clone();
+            for (state, second) in &reports { a.advance(*state, at(*second)); }
+            for (state, second) in &shuffled { b.advance(*state, at(*second)); }
+            prop_assert_eq!(a, b);
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The integration tests: one binary (each links the AWS SDK once), one
+//! module per area. They talk to real emulators (moto, Prism) started by
+//! `scripts/test.sh`, and never skip: a missing emulator fails loudly.
+
+mod aws_adapters;
+mod calls;
+mod fake_twilio;
+mod foundation;
+mod lambda_events;
+mod local_server;
+mod onboarding;
+mod recordings;
+mod sms;
+mod template;
+mod twilio_contract;
