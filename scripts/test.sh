@@ -7,15 +7,100 @@ cd "$(dirname "$0")/.."
 say() { printf '\n== %s\n' "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
 
-say "installing test tools (pip: scripts/requirements-test.txt)"
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
-  || die "pip could not install scripts/requirements-test.txt"
+mkdir -p target
+pids=()
+cleanup() { for pid in ${pids[@]+"${pids[@]}"}; do kill "$pid" 2>/dev/null || true; done; }
 
+# Stages and their wall-clock time: each is printed as it ends, and the table
+# of all of them at exit, on success or failure alike (the EXIT trap).
+all_stages=("layer check" "cargo fmt --check" "python tools" "template lint" "moto start"
+  "npm/prism start" "cargo clippy" "cargo test")
+stage_seconds=()  # by index in all_stages
+stage_result=()
+stage=-1          # the index of the stage running, -1 when none
+stage_started=0
+# Microseconds since the epoch; EPOCHREALTIME is bash 5 (its decimal mark
+# follows the locale), whole seconds from date otherwise.
+now_us() {
+  local t=${EPOCHREALTIME:-}
+  if [[ -n "$t" ]]; then echo "${t/[.,]/}"; else echo "$(( $(date +%s) * 1000000 ))"; fi
+}
+# begin NAME: ends the stage running (it succeeded) and starts NAME, one of all_stages.
+begin() {
+  end_stage ok
+  local i
+  for i in "${!all_stages[@]}"; do [[ "${all_stages[$i]}" == "$1" ]] && stage=$i; done
+  (( stage >= 0 )) || die "begin: $1 is not in all_stages"
+  stage_started=$(now_us)
+}
+end_stage() {
+  (( stage >= 0 )) || return 0
+  local us=$(( $(now_us) - stage_started ))
+  stage_seconds[stage]=$(printf '%d.%d' $(( us / 1000000 )) $(( us % 1000000 / 100000 )))
+  stage_result[stage]=$1
+  printf -- '-- %s: %s s (%s)\n' "${all_stages[$stage]}" "${stage_seconds[$stage]}" "$1"
+  stage=-1
+}
+summary() {
+  printf '\n%-20s %8s  %s\n' stage seconds result
+  local i
+  for i in "${!all_stages[@]}"; do
+    printf '%-20s %8s  %s\n' "${all_stages[$i]}" "${stage_seconds[$i]:--}" "${stage_result[$i]:-not run}"
+  done
+}
+on_exit() {
+  local rc=$?
+  if (( rc == 0 )); then end_stage ok; else end_stage "failed (exit $rc)"; fi
+  cleanup
+  summary
+  exit "$rc"
+}
+trap on_exit EXIT
+# So that Ctrl-C and kill also stop the emulators and print the table.
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+begin "layer check"
+say "checking that each crate's modules form layers, with no circle (scripts/layers.py)"
+# Standard library only: the system python3. The self-test first, so a
+# broken checker cannot pass the tree.
+python3 scripts/layers.py --self-test || die "scripts/layers.py --self-test failed"
+python3 scripts/layers.py || die "scripts/layers.py: a circle or an upward import (above)"
+
+begin "cargo fmt --check"
+say "cargo fmt --check (workspace)"
+cargo fmt --all -- --check || die "cargo fmt: files are not formatted (run cargo fmt --all)"
+
+begin "python tools"
+say "installing test tools (a virtual environment, target/test-venv: scripts/requirements-test.txt)"
+# A venv of its own, not the first python3's site-packages: pip refuses to
+# install into Debian's and Ubuntu's system Python (externally-managed-environment).
+venv=target/test-venv
+# A venv that was made by a python3 since removed or upgraded cannot start or
+# import pip: it is made again.
+if ! "$venv/bin/python" -c 'import pip' > /dev/null 2>&1; then
+  python3 -c 'import venv, ensurepip' > /dev/null 2>&1 \
+    || die "python3 -m venv is unavailable (the venv or ensurepip module is missing): install it, on Debian and Ubuntu the python3-venv package (apt-get install python3-venv)"
+  rm -rf "$venv"
+  python3 -m venv "$venv" \
+    || die "python3 -m venv $venv failed: on Debian and Ubuntu, install the python3-venv package (apt-get install python3-venv)"
+  "$venv/bin/python" -c 'import pip' > /dev/null 2>&1 \
+    || die "$venv has no pip: on Debian and Ubuntu, install the python3-venv package (apt-get install python3-venv)"
+fi
+# pip runs only when requirements-test.txt changed since the last install.
+requirements_hash=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
+if [[ "$(cat "$venv/.switchboard-requirements" 2> /dev/null)" != "$requirements_hash" ]]; then
+  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
+    || die "pip could not install scripts/requirements-test.txt into $venv"
+  echo "$requirements_hash" > "$venv/.switchboard-requirements"
+fi
+py_bin=$venv/bin
+
+begin "template lint"
 say "checking the SAM template (cfn-lint; sam validate --lint)"
-# The console scripts of the Python that pip just installed into (not whatever
-# is first on PATH). Both run offline: the SAM transform needs only a region,
-# no credentials and no network; telemetry is off.
-py_bin=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+# The console scripts of the venv (not whatever is first on PATH). Both run
+# offline: the SAM transform needs only a region, no credentials and no
+# network; telemetry is off.
 [[ -x "$py_bin/cfn-lint" && -x "$py_bin/sam" ]] || die "cfn-lint or sam missing from $py_bin after pip install"
 export SAM_CLI_TELEMETRY=0
 lint_rc=0
@@ -27,11 +112,6 @@ AWS_DEFAULT_REGION="${AWS_DEFAULT_REGION:-us-east-1}" "$py_bin/sam" validate --l
 # The full `sam build` (cross-compiling every function to arm64) is too slow
 # for every run: tests/template.rs checks that each binary the template builds
 # is a package of the workspace; README "Deploy" says how to run the build.
-
-mkdir -p target
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; }
-trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
@@ -45,13 +125,15 @@ wait_for() {
   die "$1 did not start (see $3)"
 }
 
+begin "moto start"
 say "starting moto (DynamoDB, S3, KMS) in server mode"
 moto_port=$(free_port)
-python3 -m moto.server -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
+"$py_bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
 pids+=($!)
 wait_for moto "http://127.0.0.1:$moto_port/moto-api/" target/moto.log
 export SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
 
+begin "npm/prism start"
 say "starting Prism (Twilio's OpenAPI description of API v2010, contract mock)"
 # Both pinned in package.json / package-lock.json: @stoplight/prism-cli serves
 # the spec that @twilio-alpha/mcp ships, rejecting (422) requests that break it.
@@ -81,8 +163,16 @@ done
 wait_for Prism "http://127.0.0.1:$prism_port/" target/prism.log
 export SWITCHBOARD_TEST_PRISM_URL="http://127.0.0.1:$prism_port"
 
-say "cargo test (workspace, all targets)"
+begin "cargo clippy"
+say "cargo clippy (workspace, all targets, warnings are errors)"
+cargo clippy --workspace --all-targets --locked -- -D warnings || die "cargo clippy: warnings or errors (above)"
+
+begin "cargo test"
+say "cargo test (workspace: libraries, tests, benchmarks as smoke tests)"
 # Two cores: keep the emulator-heavy tests from starving each other.
 export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 # Every test binary runs even when one fails, so a run shows every failure.
-cargo test --workspace --all-targets --locked --no-fail-fast
+# Not --all-targets: the functions' thin mains have no tests, and a test
+# harness of each would be 13 more binaries linking the AWS SDK (clippy
+# above checks them).
+cargo test --workspace --lib --tests --benches --locked --no-fail-fast

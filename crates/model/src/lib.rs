@@ -4,8 +4,8 @@
 //! adapters implement.
 //!
 //! Layers, each importing only from those above it in this list:
-//! `ids`, `phone`, `time`, `sealed` → `recordings`, `workspace`, `messages`,
-//! `calls`, `jobs` → `ports` → `conformance`.
+//! `ids`, `phone`, `time`, `sealed` → `recordings`, `workspace`, `jobs` →
+//! `calls`, `messages` → `ports` → `conformance`.
 
 pub mod calls;
 pub mod ids;
