@@ -38,8 +38,8 @@ if ! command -v wrk > /dev/null; then
   command -v apt-get > /dev/null || die "wrk not found and no apt-get to install it"
   apt-get update -qq && apt-get install -y -qq wrk > /dev/null || die "apt-get could not install wrk"
 fi
-python3 -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
-  || die "pip could not install scripts/requirements-test.txt (moto)"
+source scripts/python-tools.sh
+py_bin=$(python_tools)
 command -v node > /dev/null || die "node not found: install Node.js 20+ (the side-by-side runs on it)"
 lock_hash=$(sha256sum bench/node/package-lock.json | cut -d' ' -f1)
 if [[ "$(cat bench/node/node_modules/.switchboard-lock 2> /dev/null)" != "$lock_hash" ]]; then
@@ -69,7 +69,7 @@ python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact si
 say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, optimized)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
-python3 -m moto.server -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
+"$py_bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 150); do
   curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break

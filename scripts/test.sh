@@ -73,28 +73,8 @@ cargo fmt --all -- --check || die "cargo fmt: files are not formatted (run cargo
 
 begin "python tools"
 say "installing test tools (a virtual environment, target/test-venv: scripts/requirements-test.txt)"
-# A venv of its own, not the first python3's site-packages: pip refuses to
-# install into Debian's and Ubuntu's system Python (externally-managed-environment).
-venv=target/test-venv
-# A venv that was made by a python3 since removed or upgraded cannot start or
-# import pip: it is made again.
-if ! "$venv/bin/python" -c 'import pip' > /dev/null 2>&1; then
-  python3 -c 'import venv, ensurepip' > /dev/null 2>&1 \
-    || die "python3 -m venv is unavailable (the venv or ensurepip module is missing): install it, on Debian and Ubuntu the python3-venv package (apt-get install python3-venv)"
-  rm -rf "$venv"
-  python3 -m venv "$venv" \
-    || die "python3 -m venv $venv failed: on Debian and Ubuntu, install the python3-venv package (apt-get install python3-venv)"
-  "$venv/bin/python" -c 'import pip' > /dev/null 2>&1 \
-    || die "$venv has no pip: on Debian and Ubuntu, install the python3-venv package (apt-get install python3-venv)"
-fi
-# pip runs only when requirements-test.txt changed since the last install.
-requirements_hash=$(sha256sum scripts/requirements-test.txt | cut -d' ' -f1)
-if [[ "$(cat "$venv/.switchboard-requirements" 2> /dev/null)" != "$requirements_hash" ]]; then
-  "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r scripts/requirements-test.txt \
-    || die "pip could not install scripts/requirements-test.txt into $venv"
-  echo "$requirements_hash" > "$venv/.switchboard-requirements"
-fi
-py_bin=$venv/bin
+source scripts/python-tools.sh
+py_bin=$(python_tools)
 
 begin "template lint"
 say "checking the SAM template (cfn-lint; sam validate --lint)"
