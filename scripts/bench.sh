@@ -69,7 +69,7 @@ python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact si
 say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, optimized)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
-"$py_bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
+"$py_bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 1 150); do
   curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break

@@ -56,7 +56,7 @@ LAYERS = {
         "config": 2,
         "auth": 3, "api": 3,
         "accounts": 4, "app": 4,
-        "webhook": 5,
+        "webhook": 5, "views": 5,
         "calls": 6, "numbers": 6, "onboarding": 6, "recordings": 6,
         "sms": 6, "token": 6, "events": 6,
         "routes": 7,
@@ -65,8 +65,9 @@ LAYERS = {
         "ids": 0, "phone": 0, "time": 0, "sealed": 0,
         "recordings": 1, "workspace": 1, "jobs": 1,
         "calls": 2, "messages": 2,
-        "ports": 3,
-        "conformance": 4,
+        "changes": 3,
+        "ports": 4,
+        "conformance": 5,
     },
 }
 

@@ -26,5 +26,6 @@ python_tools() {
       || die "pip could not install scripts/requirements-test.txt into $venv"
     echo "$requirements_hash" > "$venv/.switchboard-requirements"
   fi
-  echo "$venv/bin"
+  # Absolute: callers may put it on PATH for tools that change directory.
+  echo "$PWD/$venv/bin"
 }

@@ -108,7 +108,7 @@ wait_for() {
 begin "moto start"
 say "starting moto (DynamoDB, S3, KMS) in server mode"
 moto_port=$(free_port)
-"$py_bin/python" -m moto.server -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
+"$py_bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$moto_port" > target/moto.log 2>&1 &
 pids+=($!)
 wait_for moto "http://127.0.0.1:$moto_port/moto-api/" target/moto.log
 export SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port"

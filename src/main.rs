@@ -2,6 +2,8 @@
 //! listener, on the embedded store by default. The handlers are the very ones
 //! the Lambda functions run.
 
+mod live;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,7 +13,8 @@ use http::{HeaderName, Method, header};
 use switchboard::api::{self, ApiError, MAX_BODY_BYTES};
 use switchboard::app::{App, StartupError};
 use switchboard::config::{Backend, Config};
-use switchboard::ports::{Adapters, DurableQueue};
+use switchboard::events::Hub;
+use switchboard::ports::{Adapters, ChangeFeed, DurableQueue};
 use switchboard::recordings::worker::run_local_worker;
 use switchboard::routes::{ROUTES, Router};
 use switchboard::telemetry::{self, error_chain};
@@ -55,7 +58,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             .or_else(|| (name == "SWITCHBOARD_PUBLIC_URL").then(|| local_url.clone()))
     })?;
     let public_url = config.public_url.clone();
-    let (adapters, local_queue) = open_adapters(&config.backend).await?;
+    let (adapters, local) = open_adapters(&config.backend).await?;
     let app = Arc::new(App::new(config, adapters)?);
     let router = Arc::new(Router::all());
 
@@ -65,7 +68,17 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(address = %bound, public_url = public_url.as_str(), "switchboard listening");
 
     // Recording copies queued by callbacks run here, after the response.
-    let worker = local_queue.map(|queue| tokio::spawn(run_local_worker(app.clone(), queue)));
+    let worker = local
+        .clone()
+        .map(|store| tokio::spawn(run_local_worker(app.clone(), store as Arc<dyn DurableQueue>)));
+    // Live events: every change the store makes durable, to the sockets.
+    let hub = local.map(|store| {
+        let hub = live::hub();
+        let feed = store.subscribe();
+        let forwarding = hub.clone();
+        tokio::spawn(async move { forwarding.run(feed).await });
+        hub
+    });
 
     // Browser dialers are served from another origin (a dev server, an app).
     // Agents authenticate with bearer tokens, never cookies, so any origin may call.
@@ -80,7 +93,8 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .max_age(std::time::Duration::from_secs(600));
     let service = axum::Router::new()
         .fallback(handle)
-        .with_state((app, router))
+        .route(switchboard::paths::EVENTS, axum::routing::get(live::events))
+        .with_state((app, router, hub))
         .layer(cors);
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
@@ -93,13 +107,16 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The adapters the configuration names: the embedded store (with its
-/// durable queue, which this process drains), or AWS.
-async fn open_adapters(backend: &Backend) -> Result<(Adapters, Option<Arc<dyn DurableQueue>>), StartupError> {
+/// The adapters the configuration names: the embedded store (also the
+/// durable queue this process drains and the feed of its live events), or
+/// AWS.
+async fn open_adapters(
+    backend: &Backend,
+) -> Result<(Adapters, Option<Arc<switchboard_embedded::EmbeddedStore>>), StartupError> {
     match backend {
         Backend::Embedded { data_dir } => {
-            let (adapters, queue) = switchboard_embedded::open(data_dir)?;
-            Ok((adapters, Some(queue as Arc<dyn DurableQueue>)))
+            let (adapters, store) = switchboard_embedded::open(data_dir)?;
+            Ok((adapters, Some(store)))
         }
         Backend::Aws {
             table,
@@ -113,15 +130,16 @@ async fn open_adapters(backend: &Backend) -> Result<(Adapters, Option<Arc<dyn Du
                 recordings_bucket: recordings_bucket.clone(),
                 recording_queue_url: recording_queue_url.clone(),
             };
-            Ok((switchboard_aws::open(&resources).await, None))
+            let sdk = switchboard_aws::sdk_config().await;
+            Ok((switchboard_aws::open(&sdk, &resources), None))
         }
     }
 }
 
-type State = (Arc<App>, Arc<Router>);
+type State = (Arc<App>, Arc<Router>, Option<Arc<Hub>>);
 
 async fn handle(
-    axum::extract::State((app, router)): axum::extract::State<State>,
+    axum::extract::State((app, router, _hub)): axum::extract::State<State>,
     request: axum::extract::Request,
 ) -> axum::response::Response {
     let (parts, body) = request.into_parts();
@@ -145,7 +163,7 @@ async fn handle(
     into_axum(response, headers).await
 }
 
-async fn into_axum(response: api::Response, request_headers: http::HeaderMap) -> axum::response::Response {
+pub(crate) async fn into_axum(response: api::Response, request_headers: http::HeaderMap) -> axum::response::Response {
     use tower::ServiceExt;
 
     let (parts, body) = response.into_parts();

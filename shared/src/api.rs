@@ -6,8 +6,9 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::ports::{SecretError, StoreError};
+use crate::ports::{ChangesQuery, SecretError, StoreError};
 use crate::telemetry::error_chain;
+use crate::time::Timestamp;
 use crate::twilio::rest::TwilioError;
 use crate::twilio::twiml;
 use crate::twilio::webhooks::Params;
@@ -105,6 +106,32 @@ impl Request {
     }
 }
 
+/// A changes listing's query (`updatedAfter=<RFC 3339>&limit=&cursor=`), if
+/// `updatedAfter` is there; 400 if it is not a time, or comes with one of
+/// `filters` (a catch-up lists every change).
+pub fn changes_query(params: &Params, filters: &[&str]) -> Result<Option<ChangesQuery>, ApiError> {
+    let Some(raw) = params.get("updatedAfter") else {
+        return Ok(None);
+    };
+    // A `+` sent unencoded in `+00:00` arrives as a space.
+    let since = Timestamp::parse_rfc3339(&raw.replace(' ', "+")).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "updatedAfter={:?} is not an RFC 3339 time (for example 2026-01-01T12:00:00.000Z)",
+            raw.chars().take(40).collect::<String>()
+        ))
+    })?;
+    if let Some(filter) = filters.iter().find(|f| params.get(f).is_some()) {
+        return Err(ApiError::BadRequest(format!(
+            "updatedAfter lists every change; it cannot be combined with {filter}"
+        )));
+    }
+    Ok(Some(ChangesQuery {
+        since,
+        limit: page_limit(params.get("limit"))?,
+        cursor: params.get("cursor").map(str::to_owned),
+    }))
+}
+
 /// A listing's `limit` query value: 1 to `MAX_PAGE`, `DEFAULT_PAGE` when absent.
 pub fn page_limit(raw: Option<&str>) -> Result<usize, ApiError> {
     match raw {
@@ -196,6 +223,8 @@ pub enum ApiError {
     /// Twilio (or another service we call) failed at `step`.
     #[error("{step}: {message}")]
     Upstream { step: &'static str, message: String },
+    #[error("this is a WebSocket: open it with an Upgrade request")]
+    UpgradeRequired,
     #[error("temporarily unavailable, retry shortly")]
     Unavailable(String),
     #[error("internal error")]
@@ -223,6 +252,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Upstream { .. } => StatusCode::BAD_GATEWAY,
+            Self::UpgradeRequired => StatusCode::UPGRADE_REQUIRED,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -240,6 +270,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::Upstream { .. } => "upstream_error",
+            Self::UpgradeRequired => "upgrade_required",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }

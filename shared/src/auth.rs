@@ -17,6 +17,7 @@ use url::Url;
 use crate::config::{AuthConfig, KeySource};
 use crate::ids::{AgentId, WorkspaceId};
 use crate::telemetry::error_chain;
+use crate::time::Timestamp;
 
 /// A signed-in agent: who, in which workspace, with which role.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +25,8 @@ pub struct Agent {
     pub workspace: WorkspaceId,
     pub id: AgentId,
     pub role: Role,
+    /// When the sign-in token expires (`exp`): a live-event socket closes then.
+    pub expires_at: Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,9 +98,14 @@ impl Authenticator {
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Agent, AuthError> {
         let token = authorization
             .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
             .ok_or(AuthError::Missing)?;
+        self.check(token).await
+    }
+
+    /// Checks a bare token (a WebSocket's `?token=`: browsers cannot set
+    /// headers on one) exactly as a bearer token.
+    pub async fn check(&self, token: &str) -> Result<Agent, AuthError> {
+        let token = Some(token.trim()).filter(|t| !t.is_empty()).ok_or(AuthError::Missing)?;
         let header = jsonwebtoken::decode_header(token).map_err(|e| AuthError::Invalid(in_words(&e)))?;
 
         let (key, algorithm) = match (&self.config.keys, &self.jwks) {
@@ -171,7 +179,18 @@ impl Authenticator {
             _ => false,
         };
         let role = if is_admin { Role::Admin } else { Role::Agent };
-        Ok(Agent { workspace, id, role })
+        // `exp` is required and checked by the validation above.
+        let expires_at = claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .and_then(Timestamp::from_unix_seconds)
+            .ok_or_else(|| AuthError::Invalid("the token has no usable `exp` claim".into()))?;
+        Ok(Agent {
+            workspace,
+            id,
+            role,
+            expires_at,
+        })
     }
 }
 

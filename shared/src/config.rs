@@ -35,6 +35,13 @@ pub struct Config {
     pub backend: Backend,
     /// Lifetime of the Voice access tokens handed to agents.
     pub token_lifetime: Duration,
+    /// The WebSocket URL browsers open for live events (`POST /token`
+    /// answers it): the WebSocket API's stage in AWS; on the local server,
+    /// its own `/events` when unset.
+    pub events_url: Option<String>,
+    /// The WebSocket API's management endpoint (functions that post to
+    /// sockets): `https://{api}.execute-api.{region}.amazonaws.com/{stage}`.
+    pub events_endpoint: Option<Url>,
 }
 
 #[derive(Debug, Clone)]
@@ -90,6 +97,15 @@ impl PublicUrl {
             return Err("must have a host".into());
         }
         Ok(Self(url.as_str().trim_end_matches('/').to_owned()))
+    }
+
+    /// The same base as a WebSocket URL (`ws://`, `wss://`) for `path`.
+    pub fn websocket(&self, path: &str) -> String {
+        let url = self.join(path);
+        match url.strip_prefix("http") {
+            Some(rest) => format!("ws{rest}"),
+            None => url,
+        }
     }
 
     /// The URL of one of our routes, e.g. `join("/twilio/status")`.
@@ -201,12 +217,29 @@ impl Config {
                 })?,
         };
 
+        let events_url = get("SWITCHBOARD_EVENTS_URL")
+            .map(|raw| match Url::parse(&raw) {
+                Ok(url) if matches!(url.scheme(), "ws" | "wss") => Ok(raw),
+                _ => Err(bad("SWITCHBOARD_EVENTS_URL", format!("{raw:?} is not a ws(s) URL"))),
+            })
+            .transpose()?;
+        let events_endpoint = get("SWITCHBOARD_EVENTS_ENDPOINT")
+            .map(|raw| {
+                Url::parse(&raw)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "http" | "https"))
+                    .ok_or_else(|| bad("SWITCHBOARD_EVENTS_ENDPOINT", format!("{raw:?} is not an http(s) URL")))
+            })
+            .transpose()?;
+
         Ok(Self {
             public_url,
             auth,
             twilio_api_url,
             backend,
             token_lifetime,
+            events_url,
+            events_endpoint,
         })
     }
 }
@@ -239,6 +272,17 @@ mod tests {
         assert_eq!(c.auth.workspace_claim, "workspace_id");
         assert_eq!(c.auth.role_claim, "role");
         assert_eq!(c.token_lifetime, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn the_events_url_is_the_public_url_as_a_websocket() {
+        let c = config(&[BASE[1], ("SWITCHBOARD_PUBLIC_URL", "https://h.example/prod")]).unwrap();
+        assert_eq!(c.public_url.websocket("/events"), "wss://h.example/prod/events");
+        let c = config(&[BASE[1], ("SWITCHBOARD_PUBLIC_URL", "http://127.0.0.1:3000")]).unwrap();
+        assert_eq!(c.public_url.websocket("/events"), "ws://127.0.0.1:3000/events");
+        assert!(config(&[BASE[0], BASE[1], ("SWITCHBOARD_EVENTS_URL", "https://x")]).is_err());
+        let c = config(&[BASE[0], BASE[1], ("SWITCHBOARD_EVENTS_URL", "wss://a.example/live")]).unwrap();
+        assert_eq!(c.events_url.as_deref(), Some("wss://a.example/live"));
     }
 
     #[test]

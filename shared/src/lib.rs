@@ -6,8 +6,9 @@
 //!
 //! Layers, each importing only from the ones before it:
 //! `paths`, `telemetry` → `twilio` → `config` → `auth`, `api` →
-//! `accounts`, `app` → `webhook` → the handlers (`token`, `numbers`,
-//! `onboarding`, `calls`, `recordings`, `sms`) → `routes`.
+//! `accounts`, `app` → `views`, `webhook` → the handlers (`token`,
+//! `numbers`, `onboarding`, `calls`, `recordings`, `sms`, `events`) →
+//! `routes`.
 
 pub use switchboard_model as model;
 pub use switchboard_model::{ids, jobs, phone, ports, sealed, time, workspace};
@@ -24,9 +25,11 @@ pub mod auth;
 pub mod accounts;
 pub mod app;
 
+pub mod views;
 pub mod webhook;
 
 pub mod calls;
+pub mod events;
 pub mod numbers;
 pub mod onboarding;
 pub mod recordings;

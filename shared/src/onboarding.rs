@@ -20,7 +20,7 @@ use crate::paths;
 use crate::phone::E164;
 use crate::telemetry::error_chain;
 use crate::twilio::rest::{Application, IncomingNumber, NumberWebhooks, TwilioClient, TwilioError, VoiceWebhooks};
-use crate::workspace::{ApiKey, PhoneNumber, TwilioAccount, Workspace};
+use crate::workspace::{ApiKey, PhoneNumber, RING_SECONDS, TwilioAccount, Workspace};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -37,6 +37,13 @@ struct ConfigureBody {
     /// Answer inbound texts with this; an empty string turns it off.
     #[serde(default)]
     sms_auto_reply: Option<String>,
+    /// How long agents ring for an inbound call before voicemail (5 to 120 s).
+    #[serde(default)]
+    ring_seconds: Option<u32>,
+    /// What an inbound caller hears while waiting (an http(s) URL of audio or
+    /// TwiML); an empty string: Twilio's own hold music.
+    #[serde(default)]
+    wait_url: Option<String>,
 }
 
 /// What happened to one Twilio resource.
@@ -146,6 +153,21 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
     if body.sms_auto_reply.as_ref().is_some_and(|r| r.chars().count() > 1600) {
         return Err(ApiError::BadRequest("smsAutoReply is at most 1600 characters".into()));
     }
+    if body.ring_seconds.is_some_and(|s| !RING_SECONDS.contains(&s)) {
+        return Err(ApiError::BadRequest(format!(
+            "ringSeconds must be from {} to {}",
+            RING_SECONDS.start(),
+            RING_SECONDS.end()
+        )));
+    }
+    let wait_url = match body.wait_url.as_deref().map(str::trim) {
+        None => None,
+        Some("") => Some(None),
+        Some(raw) => match url::Url::parse(raw) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") && raw.len() <= 1024 => Some(Some(raw.to_owned())),
+            _ => return Err(ApiError::BadRequest("waitUrl must be an http(s) URL".into())),
+        },
+    };
     let caller_id = body
         .caller_id
         .as_deref()
@@ -193,6 +215,12 @@ pub async fn configure(app: &App, agent: Agent, request: Request) -> Result<Resp
     }
     if let Some(reply) = body.sms_auto_reply {
         workspace.settings.sms_auto_reply = Some(reply.trim().to_owned()).filter(|r| !r.is_empty());
+    }
+    if let Some(seconds) = body.ring_seconds {
+        workspace.settings.ring_seconds = Some(seconds);
+    }
+    if let Some(wait_url) = wait_url {
+        workspace.settings.wait_url = wait_url;
     }
 
     let mut report = Vec::new();
@@ -407,6 +435,8 @@ pub async fn check(app: &App, agent: Agent, _request: Request) -> Result<Respons
             "record": workspace.settings.record,
             "deleteTwilioRecordingAfterCopy": workspace.settings.delete_twilio_recording_after_copy,
             "smsAutoReply": workspace.settings.sms_auto_reply,
+            "ringSeconds": workspace.settings.ring_seconds(),
+            "waitUrl": workspace.settings.wait_url,
             "numbers": numbers,
             "drift": drift,
         }),

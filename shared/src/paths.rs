@@ -6,8 +6,10 @@
 pub const AGENT_TWIML: &str = "/twilio/voice/agent";
 /// The numbers' Voice URL: calls from the outside world.
 pub const INBOUND_TWIML: &str = "/twilio/voice/inbound";
-/// Where an inbound call goes when the agents' `<Dial>` ends.
+/// Where an inbound caller nobody answered is sent: voicemail.
 pub const VOICEMAIL_TWIML: &str = "/twilio/voice/voicemail";
+/// An agent's browser accepted the inbound call it was rung for.
+pub const AGENT_ANSWER_TWIML: &str = "/twilio/voice/answer";
 /// The customer leg of an outbound call.
 pub const CUSTOMER_TWIML: &str = "/twilio/voice/customer";
 /// Call progress and conference events.
@@ -17,3 +19,6 @@ pub const RECORDING_CALLBACK: &str = "/twilio/recording";
 pub const SMS: &str = "/twilio/sms";
 /// Delivery status of the texts Switchboard sends.
 pub const SMS_STATUS: &str = "/twilio/sms/status";
+
+/// The live-event socket on the local server (`GET`, upgraded to a WebSocket).
+pub const EVENTS: &str = "/events";

@@ -34,11 +34,19 @@ pub enum Handler {
     /// A Twilio status, event or messaging callback: signature checked; errors
     /// are an empty TwiML document with a status that says what went wrong.
     TwilioCallback(WebhookHandler),
+    /// The live-event socket: the local server upgrades the request to a
+    /// WebSocket before it reaches the table (a plain request is 426); in AWS
+    /// it is the WebSocket API's `$connect` ([`SOCKET_ROUTES`]).
+    Socket,
 }
 
 impl Handler {
     pub fn is_twilio(&self) -> bool {
         matches!(self, Self::TwilioVoice(_) | Self::TwilioCallback(_))
+    }
+
+    pub fn is_socket(&self) -> bool {
+        matches!(self, Self::Socket)
     }
 }
 
@@ -53,6 +61,13 @@ pub struct Route {
 }
 
 pub static ROUTES: &[Route] = &[
+    Route {
+        method: Method::GET,
+        path: paths::EVENTS,
+        function: "events-connect",
+        summary: "live events: a WebSocket (`?token=` the sign-in token) that pushes every call and message change",
+        handler: Handler::Socket,
+    },
     Route {
         method: Method::POST,
         path: "/token",
@@ -171,16 +186,23 @@ pub static ROUTES: &[Route] = &[
         method: Method::POST,
         path: paths::INBOUND_TWIML,
         function: "inbound-twiml",
-        summary: "numbers' Voice URL: ring the number's agents",
+        summary: "numbers' Voice URL: the caller waits in the call's conference while the number's agents ring",
         handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::inbound(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::AGENT_ANSWER_TWIML,
+        function: "inbound-twiml",
+        summary: "an agent accepted an inbound call: the first joins the caller, a late one is told it was taken",
+        handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::answer(app, hook, request))),
     },
     Route {
         method: Method::POST,
         path: paths::VOICEMAIL_TWIML,
         function: "inbound-twiml",
-        summary: "after the agents rang: hang up, or take a voicemail",
+        summary: "a caller nobody answered leaves a voicemail",
         handler: Handler::TwilioVoice(|app, hook, request| {
-            Box::pin(crate::calls::voice::after_ringing(app, hook, request))
+            Box::pin(crate::calls::voice::voicemail_twiml(app, hook, request))
         }),
     },
     Route {
@@ -225,18 +247,55 @@ pub static ROUTES: &[Route] = &[
     },
 ];
 
-/// Functions that serve no route: they consume a queue.
-pub static WORKERS: &[(&str, &str)] = &[(
-    "recording-copy",
-    "copies recordings from Twilio into the recordings bucket (SQS consumer)",
-)];
+/// A route of the WebSocket API (AWS) that serves live events.
+pub struct SocketRoute {
+    /// API Gateway's route key.
+    pub route_key: &'static str,
+    pub function: &'static str,
+    pub summary: &'static str,
+}
+
+pub static SOCKET_ROUTES: &[SocketRoute] = &[
+    SocketRoute {
+        route_key: "$connect",
+        function: "events-connect",
+        summary: "signs the socket in with the `token` query parameter and keeps the connection",
+    },
+    SocketRoute {
+        route_key: "$disconnect",
+        function: "events-disconnect",
+        summary: "forgets the connection",
+    },
+    SocketRoute {
+        route_key: "$default",
+        function: "events-default",
+        summary: "answers `{\"action\":\"ping\"}` with `{\"type\":\"pong\"}`; closes an expired socket",
+    },
+];
+
+/// Functions that serve no route: they consume a queue or a stream.
+pub static WORKERS: &[(&str, &str)] = &[
+    (
+        "recording-copy",
+        "copies recordings from Twilio into the recordings bucket (SQS consumer)",
+    ),
+    (
+        "events-fanout",
+        "posts every changed call and message to the workspace's sockets (DynamoDB stream consumer)",
+    ),
+];
 
 /// The functions of the bundle, in table order, each once.
 pub fn functions() -> Vec<&'static str> {
     let mut names: Vec<&'static str> = Vec::new();
-    for route in ROUTES {
-        if !names.contains(&route.function) {
-            names.push(route.function);
+    let all = ROUTES
+        .iter()
+        .map(|r| r.function)
+        .chain(SOCKET_ROUTES.iter().map(|r| r.function))
+        .chain(WORKERS.iter().map(|(name, _)| *name));
+    for name in all {
+        if !names.contains(&name) {
+            names.push(name);
         }
     }
     names
@@ -341,6 +400,7 @@ impl Router {
                 Ok(response) => response,
                 Err(error) => callback_error(error),
             },
+            Handler::Socket => ApiError::UpgradeRequired.into_response(),
         }
     }
 }

@@ -47,6 +47,7 @@ use crate::time::Timestamp;
 use crate::twilio::rest::{NewMessage, TwilioError};
 use crate::twilio::twiml::Response as Twiml;
 use crate::twilio::webhooks::{IncomingMessage, MessageStatusCallback, Params};
+use crate::views;
 use crate::webhook::{Webhook, WebhookError};
 use crate::workspace::Workspace;
 
@@ -163,6 +164,14 @@ fn query_number(raw: &str) -> Result<E164, InvalidNumber> {
 /// `GET /messages?number=&counterpart=&limit=&cursor=`: newest first.
 pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
     let params = request.query_params();
+    if let Some(query) = api::changes_query(&params, &["number", "counterpart"])? {
+        let page = app.store.messages_changed(&agent.workspace, &query).await?;
+        let messages: Vec<_> = page.items.iter().map(views::message).collect();
+        return Ok(api::json_response(
+            StatusCode::OK,
+            &serde_json::json!({"messages": messages, "next": page.next}),
+        ));
+    }
     let bad = |name: &str, value: &str| ApiError::BadRequest(format!("{name}={:?} is not valid", bounded(value)));
     let number = match params.get("number") {
         Some(raw) => Some(query_number(raw).map_err(|_| bad("number", raw))?),
@@ -192,9 +201,10 @@ pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response,
         cursor: params.get("cursor").map(str::to_owned),
     };
     let page = app.store.list_messages(&agent.workspace, &query).await?;
+    let messages: Vec<_> = page.items.iter().map(views::message).collect();
     Ok(api::json_response(
         StatusCode::OK,
-        &serde_json::json!({"messages": page.items, "next": page.next}),
+        &serde_json::json!({"messages": messages, "next": page.next}),
     ))
 }
 
@@ -279,7 +289,7 @@ pub async fn send(app: &App, agent: Agent, request: Request) -> Result<Response,
         Some(key) => send_once(app, &workspace, &key, &text).await?,
         None => send_now(app, &workspace, &text, Timestamp::now()).await?,
     };
-    Ok(api::json_response(StatusCode::CREATED, &message))
+    Ok(api::json_response(StatusCode::CREATED, &views::message(&message)))
 }
 
 /// Sends `text` at most once per `key` (see the module's notes).

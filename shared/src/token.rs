@@ -1,5 +1,7 @@
 //! `POST /token`: a Twilio Voice access token for the signed-in agent's browser.
 
+use std::time::Duration;
+
 use http::StatusCode;
 use secrecy::ExposeSecret;
 use serde::Serialize;
@@ -7,6 +9,7 @@ use serde::Serialize;
 use crate::api::{self, ApiError, Request, Response};
 use crate::app::App;
 use crate::auth::Agent;
+use crate::paths;
 use crate::time::Timestamp;
 use crate::twilio::access_token::{self, VoiceGrant};
 
@@ -16,6 +19,8 @@ struct TokenResponse {
     token: String,
     identity: String,
     expires_in: u64,
+    /// Where the browser opens its live-event socket (`?token=` its sign-in token).
+    events_url: String,
 }
 
 pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Response, ApiError> {
@@ -37,7 +42,10 @@ pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Respons
     let secret = app.secrets.open(&workspace.id, &api_key.secret).await?;
 
     let identity = access_token::agent_identity(&agent.id);
-    let lifetime = app.config.token_lifetime;
+    // A Voice token never outlives the sign-in that obtained it.
+    let now = Timestamp::now();
+    let signed_in_for = Duration::from_secs((agent.expires_at.unix_seconds() - now.unix_seconds()).max(1) as u64);
+    let lifetime = app.config.token_lifetime.min(signed_in_for);
     let token = access_token::mint(
         &VoiceGrant {
             account_sid: &twilio.account_sid,
@@ -47,7 +55,7 @@ pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Respons
             identity: &identity,
             lifetime,
         },
-        Timestamp::now().unix_seconds().max(0) as u64,
+        now.unix_seconds().max(0) as u64,
     );
     tracing::info!(identity = %identity, "issued a voice access token");
     Ok(api::no_store(api::json_response(
@@ -56,6 +64,11 @@ pub async fn issue(app: &App, agent: Agent, _request: Request) -> Result<Respons
             token,
             identity,
             expires_in: lifetime.as_secs(),
+            events_url: app
+                .config
+                .events_url
+                .clone()
+                .unwrap_or_else(|| app.config.public_url.websocket(paths::EVENTS)),
         },
     )))
 }

@@ -508,16 +508,44 @@ async fn a_quickstart_dialer_that_only_sends_to_works_unchanged() {
     assert!(bad.text().contains("<Hangup/>"));
 }
 
-#[tokio::test]
-async fn an_inbound_call_rings_the_numbers_agents_then_takes_a_voicemail() {
+const CALLER: &str = "+14155550177";
+
+/// The number rings alice, bob and carol.
+async fn phone_with_three_agents() -> Phone {
     let p = phone().await;
-    let caller = p.twilio.add_call("+14155550177", OUR_NUMBER);
+    let admin = agent_jwt("acme", "root", "admin");
+    let assigned =
+        p.t.call(with_json(
+            with_bearer(request(Method::PUT, "/workspace/numbers/%2B14155550100"), &admin),
+            &json!({"agents": ["alice", "bob", "carol"]}),
+        ))
+        .await;
+    assert_eq!(assigned.status(), 200);
+    p
+}
+
+struct Inbound {
+    call_id: String,
+    caller: String,
+    /// The agents' legs by label (`agent-1` alice, `agent-2` bob, `agent-3` carol).
+    legs: Vec<(String, String)>,
+}
+
+impl Inbound {
+    fn leg(&self, label: &str) -> &str {
+        &self.legs.iter().find(|(l, _)| l == label).unwrap().1
+    }
+}
+
+/// A call to the number: the caller waits, the agents ring.
+async fn call_in(p: &Phone) -> Inbound {
+    let caller = p.twilio.add_call(CALLER, OUR_NUMBER);
     let ring = p
         .hook(
             "/twilio/voice/inbound",
             &[
                 ("CallSid", &caller),
-                ("From", "+14155550177"),
+                ("From", CALLER),
                 ("To", OUR_NUMBER),
                 ("Direction", "inbound"),
             ],
@@ -525,99 +553,358 @@ async fn an_inbound_call_rings_the_numbers_agents_then_takes_a_voicemail() {
         .await;
     assert_eq!(ring.status(), 200);
     let xml = ring.text();
-    assert!(xml.contains("<Identity>agent_alice</Identity>"), "{xml}");
-    assert!(xml.contains(r#"<Parameter name="callId""#));
-    let call_id = xml
-        .split(r#"name="callId" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    assert_eq!(
-        p.session(&call_id).await.direction,
-        switchboard::model::calls::Direction::Inbound
-    );
-
-    // Nobody answers: voicemail, with a recording callback.
-    let after = p
-        .hook(
-            &format!("/twilio/voice/voicemail?callId={call_id}"),
-            &[("CallSid", &caller), ("DialCallStatus", "no-answer")],
-        )
-        .await;
-    let xml = after.text();
     assert!(
-        xml.contains("<Record") && xml.contains(&format!("/twilio/recording?callId={call_id}")),
-        "{xml}"
+        xml.contains(r#"<Conference startConferenceOnEnter="false" endConferenceOnExit="true""#),
+        "the caller waits in the call's conference: {xml}"
     );
-    let session = p.session(&call_id).await;
-    assert_eq!(session.state, CallState::NoAnswer);
-    // The caller hangs up after the message: the call stays a missed one.
-    let done = p
-        .hook(
-            "/twilio/status",
+    assert!(
+        !xml.contains("<Client"),
+        "no agent is dialed from the caller's leg: {xml}"
+    );
+    let rung = p.dials();
+    let legs: Vec<(String, String)> = p
+        .twilio
+        .calls()
+        .iter()
+        .filter(|c| c.to.starts_with("client:"))
+        .map(|c| {
+            let url = c.form.iter().find(|(k, _)| k == "Url").unwrap().1.clone();
+            let label = url.split("label=").nth(1).unwrap().to_owned();
+            (label, c.sid.clone())
+        })
+        .collect();
+    assert_eq!(rung.len(), legs.len());
+    let call_id = p.session_of(&caller).await;
+    Inbound { call_id, caller, legs }
+}
+
+impl Phone {
+    /// The session a leg belongs to.
+    async fn session_of(&self, call_sid: &str) -> String {
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let sid = switchboard::ids::CallSid::parse(call_sid).unwrap();
+        self.t
+            .app
+            .store
+            .call_by_sid(&ws, &sid)
+            .await
+            .unwrap()
+            .unwrap()
+            .to_string()
+    }
+
+    async fn answer(&self, i: &Inbound, label: &str) -> Reply {
+        self.hook(
+            &format!("/twilio/voice/answer?callId={}&label={label}", i.call_id),
+            &[("CallSid", i.leg(label)), ("From", OUR_NUMBER), ("To", "client:x")],
+        )
+        .await
+    }
+
+    async fn agent_leg_status(&self, i: &Inbound, label: &str, status: &str, second: u32) -> Reply {
+        self.hook(
+            &format!("/twilio/status?callId={}&leg=agent&label={label}", i.call_id),
             &[
-                ("CallSid", &caller),
-                ("CallStatus", "completed"),
-                ("CallDuration", "30"),
-                ("Timestamp", &at(40)),
+                ("CallSid", i.leg(label)),
+                ("CallStatus", status),
+                ("Timestamp", &at(second)),
             ],
         )
-        .await;
-    assert_eq!(done.status(), 200);
-    let session = p.session(&call_id).await;
-    assert_eq!(session.state, CallState::NoAnswer);
-    assert_eq!(session.duration_seconds, Some(30));
+        .await
+    }
+
+    /// The legs Switchboard stopped ringing (`Status=canceled`).
+    fn canceled(&self) -> Vec<String> {
+        self.twilio
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.form_value("Status") == Some("canceled"))
+            .map(|r| r.path.rsplit('/').next().unwrap().trim_end_matches(".json").to_owned())
+            .collect()
+    }
+
+    /// Redirects of a call to other TwiML (`Url=`): the caller sent to voicemail.
+    fn redirects(&self) -> Vec<(String, String)> {
+        self.twilio
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.contains("/Calls/") && r.form_value("Url").is_some())
+            .map(|r| {
+                (
+                    r.path.rsplit('/').next().unwrap().trim_end_matches(".json").to_owned(),
+                    r.form_value("Url").unwrap().to_owned(),
+                )
+            })
+            .collect()
+    }
 }
 
 #[tokio::test]
-async fn an_inbound_call_answered_by_an_agent_records_who_answered() {
-    let p = phone().await;
-    let caller = p.twilio.add_call("+14155550177", OUR_NUMBER);
-    let ring = p
-        .hook(
-            "/twilio/voice/inbound",
-            &[("CallSid", &caller), ("From", "+14155550177"), ("To", OUR_NUMBER)],
-        )
-        .await;
-    let call_id = ring
-        .text()
-        .split(r#"name="callId" value=""#)
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap()
-        .to_owned();
-    let agent_leg = p.twilio.add_call(OUR_NUMBER, ALICE);
-    let answered = p
-        .hook(
-            &format!("/twilio/status?callId={call_id}&leg=agent"),
-            &[
-                ("CallSid", &agent_leg),
-                ("CallStatus", "in-progress"),
-                ("To", ALICE),
-                ("Timestamp", &at(4)),
-            ],
-        )
-        .await;
-    assert_eq!(answered.status(), 200);
+async fn an_inbound_call_rings_every_agent_and_the_first_to_answer_wins() {
+    let p = phone_with_three_agents().await;
+    let i = call_in(&p).await;
+
+    // Every agent of the number rung in the browser, with who is calling.
+    let dials = p.dials();
+    assert_eq!(dials.len(), 3, "{dials:?}");
+    let value = |form: &Vec<(String, String)>, name: &str| {
+        form.iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let mut to: Vec<String> = dials.iter().map(|form| value(form, "To")).collect();
+    to.sort();
+    for (n, agent) in ["alice", "bob", "carol"].iter().enumerate() {
+        assert_eq!(
+            to[n],
+            format!(
+                "client:agent_{agent}?callId={}&from=%2B14155550177&kind=inbound",
+                i.call_id
+            )
+        );
+    }
+    for form in &dials {
+        assert_eq!(value(form, "Timeout"), "20", "the default ring time");
+        assert!(value(form, "Url").contains("/twilio/voice/answer?callId="));
+        assert!(value(form, "StatusCallback").contains("&leg=agent&label=agent-"));
+        assert_eq!(value(form, "From"), CALLER, "the browser shows the caller");
+    }
+    let session = p.session(&i.call_id).await;
+    assert_eq!(session.participants.len(), 4, "the caller and three agents");
+
+    // Bob (agent-2) answers first: he joins and starts the conference, the
+    // other two stop ringing at once.
+    let bob = p.answer(&i, "agent-2").await;
+    let xml = bob.text();
+    assert!(
+        xml.contains(r#"<Conference startConferenceOnEnter="true" endConferenceOnExit="true""#),
+        "{xml}"
+    );
+    let mut canceled = p.canceled();
+    canceled.sort();
+    let mut others = vec![i.leg("agent-1").to_owned(), i.leg("agent-3").to_owned()];
+    others.sort();
+    assert_eq!(canceled, others, "alice's and carol's browsers stop ringing");
+    // Alice's accept arrives late: she is told, and never enters.
+    let late = p.answer(&i, "agent-1").await;
+    assert!(late.text().contains("Another agent has answered") && late.text().contains("<Hangup/>"));
+    assert!(!late.text().contains("<Conference"));
+
+    // The conference's events drive the session.
+    let conference = p.twilio.add_conference(&format!("sb-{}", i.call_id));
+    let join = |call_sid: &str, seq: &str, second: u32| {
+        vec![
+            ("ConferenceSid", conference.clone()),
+            ("StatusCallbackEvent", "participant-join".to_owned()),
+            ("CallSid", call_sid.to_owned()),
+            ("SequenceNumber", seq.to_owned()),
+            ("Timestamp", at(second)),
+        ]
+    };
+    for params in [join(&i.caller, "1", 1), join(i.leg("agent-2"), "2", 5)] {
+        let params: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let reply = p.hook(&format!("/twilio/status?callId={}", i.call_id), &params).await;
+        assert_eq!(reply.status(), 200);
+    }
+    let session = p.session(&i.call_id).await;
+    assert_eq!(session.state, CallState::InProgress);
+    assert_eq!(session.agent.as_ref().map(|a| a.as_str()), Some("bob"));
+    assert_eq!(session.answered_by.as_deref(), Some("agent-2"));
+    assert_eq!(
+        session.participants["agent-1"].state,
+        switchboard::model::calls::LegState::Refused
+    );
+
+    // Hold and unhold work on the inbound call, as on an outbound one.
+    p.twilio.add_participant(&conference, &i.caller);
+    let bob_token = agent_jwt("acme", "bob", "agent");
+    for on in [true, false] {
+        let reply =
+            p.t.call(with_json(
+                with_bearer(request(Method::POST, &format!("/calls/{}/hold", i.call_id)), &bob_token),
+                &json!({"hold": on}),
+            ))
+            .await;
+        assert_eq!(reply.status(), 200, "{}", reply.text());
+        let held = p.twilio.conferences()[0]
+            .participants
+            .iter()
+            .find(|x| x.call_sid == i.caller)
+            .unwrap()
+            .hold;
+        assert_eq!(held, on);
+    }
+
+    // The caller hangs up: completed, with the answering agent.
     p.hook(
         "/twilio/status",
         &[
-            ("CallSid", &caller),
+            ("CallSid", &i.caller),
             ("CallStatus", "completed"),
             ("CallDuration", "90"),
             ("Timestamp", &at(94)),
         ],
     )
     .await;
-    let session = p.session(&call_id).await;
+    let session = p.session(&i.call_id).await;
     assert_eq!(session.state, CallState::Completed);
-    assert_eq!(session.agent.map(|a| a.to_string()).as_deref(), Some("alice"));
+    assert_eq!(session.agent.as_ref().map(|a| a.as_str()), Some("bob"));
     assert_eq!(session.duration_seconds, Some(90));
+    assert!(p.redirects().is_empty(), "nobody went to voicemail");
+}
+
+#[tokio::test]
+async fn the_workspaces_ring_time_and_wait_music_are_used() {
+    let p = phone_with_three_agents().await;
+    let admin = agent_jwt("acme", "root", "admin");
+    let set =
+        p.t.call(with_json(
+            with_bearer(request(Method::PUT, "/workspace/twilio"), &admin),
+            &json!({"accountSid": p.account, "authToken": AUTH_TOKEN, "ringSeconds": 12, "waitUrl": "https://music.example.com/hold.mp3"}),
+        ))
+        .await;
+    assert_eq!(set.status(), 200, "{}", set.text());
+    p.twilio.clear_requests();
+    let caller = p.twilio.add_call(CALLER, OUR_NUMBER);
+    let ring = p
+        .hook(
+            "/twilio/voice/inbound",
+            &[("CallSid", &caller), ("From", CALLER), ("To", OUR_NUMBER)],
+        )
+        .await;
+    assert!(
+        ring.text().contains(r#"waitUrl="https://music.example.com/hold.mp3""#),
+        "{}",
+        ring.text()
+    );
+    let timeouts: Vec<String> = p
+        .dials()
+        .iter()
+        .map(|form| form.iter().find(|(k, _)| k == "Timeout").unwrap().1.clone())
+        .collect();
+    assert_eq!(timeouts, ["12", "12", "12"]);
+}
+
+/// Two agents accept in the same instant (real parallel requests): exactly
+/// one joins; the other is told it was taken; nothing is written twice.
+#[tokio::test]
+async fn two_agents_answering_at_once_one_joins() {
+    let p = Arc::new(phone_with_three_agents().await);
+    let i = Arc::new(call_in(&p).await);
+    let answer = |label: &'static str| {
+        let (p, i) = (p.clone(), i.clone());
+        tokio::spawn(async move { p.answer(&i, label).await.text() })
+    };
+    let (first, second) = tokio::join!(answer("agent-1"), answer("agent-3"));
+    let replies = [first.unwrap(), second.unwrap()];
+    let joined = replies.iter().filter(|x| x.contains("<Conference")).count();
+    let refused = replies
+        .iter()
+        .filter(|x| x.contains("Another agent has answered"))
+        .count();
+    assert_eq!((joined, refused), (1, 1), "{replies:?}");
+    let session = p.session(&i.call_id).await;
+    let winner = session.answered_by.clone().unwrap();
+    assert_eq!(
+        session.agent_call_sid.as_ref().map(|s| s.as_str()),
+        Some(i.leg(&winner)),
+        "the call's agent leg is the winner's"
+    );
+    // Bob's browser, still ringing, is stopped. (The loser's leg may be sent
+    // a cancel too, if the winner looked before the loser's accept landed:
+    // Twilio ignores a cancel of an answered call, and its TwiML hangs up.)
+    let canceled = p.canceled();
+    assert!(canceled.contains(&i.leg("agent-2").to_owned()), "{canceled:?}");
+    assert!(
+        !canceled.contains(&i.leg(&winner).to_owned()),
+        "never the winner: {canceled:?}"
+    );
+}
+
+#[tokio::test]
+async fn nobody_answering_sends_the_caller_to_voicemail_exactly_once() {
+    let p = phone_with_three_agents().await;
+    let i = call_in(&p).await;
+    for (label, status) in [("agent-1", "no-answer"), ("agent-2", "busy")] {
+        assert_eq!(p.agent_leg_status(&i, label, status, 20).await.status(), 200);
+        assert!(p.redirects().is_empty(), "{label}: another agent still rings");
+    }
+    assert_eq!(p.agent_leg_status(&i, "agent-3", "no-answer", 20).await.status(), 200);
+    let redirects = p.redirects();
+    assert_eq!(redirects.len(), 1, "{redirects:?}");
+    assert_eq!(redirects[0].0, i.caller, "the caller leaves the waiting room");
+    assert!(
+        redirects[0]
+            .1
+            .contains(&format!("/twilio/voice/voicemail?callId={}", i.call_id))
+    );
+    // Duplicates and a late accept change nothing.
+    p.agent_leg_status(&i, "agent-3", "no-answer", 21).await;
+    let late = p.answer(&i, "agent-2").await;
+    assert!(late.text().contains("<Hangup/>") && !late.text().contains("<Conference"));
+    assert_eq!(p.redirects().len(), 1);
+
+    // Twilio fetches the voicemail TwiML: a message with a recording callback.
+    let voicemail = p
+        .hook(
+            &format!("/twilio/voice/voicemail?callId={}", i.call_id),
+            &[("CallSid", &i.caller)],
+        )
+        .await;
+    let xml = voicemail.text();
+    assert!(
+        xml.contains("<Record") && xml.contains(&format!("/twilio/recording?callId={}", i.call_id)),
+        "{xml}"
+    );
+    p.hook(
+        "/twilio/status",
+        &[
+            ("CallSid", &i.caller),
+            ("CallStatus", "completed"),
+            ("CallDuration", "30"),
+            ("Timestamp", &at(60)),
+        ],
+    )
+    .await;
+    let session = p.session(&i.call_id).await;
+    assert_eq!(session.state, CallState::NoAnswer, "a missed call, with its voicemail");
+    assert_eq!(session.duration_seconds, Some(30));
+}
+
+#[tokio::test]
+async fn a_caller_who_hangs_up_while_waiting_stops_the_ringing() {
+    let p = phone_with_three_agents().await;
+    let i = call_in(&p).await;
+    p.hook(
+        "/twilio/status",
+        &[
+            ("CallSid", &i.caller),
+            ("CallStatus", "completed"),
+            ("CallDuration", "7"),
+            ("Timestamp", &at(7)),
+        ],
+    )
+    .await;
+    let session = p.session(&i.call_id).await;
+    assert_eq!(session.state, CallState::Canceled);
+    assert!(
+        session
+            .end_reason
+            .as_deref()
+            .is_some_and(|r| r.contains("hung up after waiting")),
+        "{:?}",
+        session.end_reason
+    );
+    let mut canceled = p.canceled();
+    canceled.sort();
+    let mut legs: Vec<String> = i.legs.iter().map(|(_, sid)| sid.clone()).collect();
+    legs.sort();
+    assert_eq!(canceled, legs, "every agent stops ringing");
+    // An accept that raced the hang-up is refused.
+    let late = p.answer(&i, "agent-1").await;
+    assert!(late.text().contains("<Hangup/>") && !late.text().contains("<Conference"));
+    assert!(p.redirects().is_empty(), "no voicemail for a caller who left");
 }
 
 #[tokio::test]
@@ -925,6 +1212,106 @@ proptest! {
         let rt = runtime();
         let in_order = rt.block_on(replay(scenario, &(0..n).collect::<Vec<_>>()));
         let shuffled = rt.block_on(replay(scenario, &order));
+        prop_assert_eq!(in_order, shuffled, "order {:?}", order);
+    }
+}
+
+/// One inbound call nobody answers, its callbacks played in `order` (indices
+/// into the list below, repeats for duplicates), then a late accept: how
+/// many times the caller was sent to voicemail, and what the session says.
+async fn replay_inbound_unanswered(order: &[usize]) -> (usize, Value) {
+    let p = phone_with_three_agents().await;
+    let i = call_in(&p).await;
+    let conference = format!("CF{}", "a".repeat(32));
+    let events: Vec<Event> = vec![
+        agent_status_event(&i, "agent-1", "no-answer", 20),
+        agent_status_event(&i, "agent-2", "busy", 3),
+        agent_status_event(&i, "agent-3", "no-answer", 20),
+        agent_status_event(&i, "agent-1", "ringing", 1),
+        Event {
+            path: format!("/twilio/status?callId={}", i.call_id),
+            params: vec![
+                ("ConferenceSid", conference.clone()),
+                ("StatusCallbackEvent", "participant-join".into()),
+                ("CallSid", i.caller.clone()),
+                ("SequenceNumber", "1".into()),
+                ("Timestamp", at(0)),
+            ],
+        },
+        Event {
+            path: format!("/twilio/status?callId={}", i.call_id),
+            params: vec![
+                ("ConferenceSid", conference),
+                ("StatusCallbackEvent", "conference-start".into()),
+                ("SequenceNumber", "0".into()),
+                ("Timestamp", at(0)),
+            ],
+        },
+    ];
+    for &n in order {
+        let reply = events[n % events.len()].send(&p).await;
+        assert_eq!(reply.status(), 200, "{}", reply.text());
+    }
+    // An accept after the ring time is over: refused, whatever came before.
+    let late = p.answer(&i, "agent-3").await;
+    assert!(
+        !late.text().contains("<Conference"),
+        "a late accept never enters: {}",
+        late.text()
+    );
+    let session = p.session(&i.call_id).await;
+    let mut states: Vec<(String, String)> = session
+        .participants
+        .values()
+        .map(|x| {
+            (
+                x.label.clone(),
+                serde_json::to_value(x.state).unwrap().as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    states.sort();
+    let essence = json!({
+        "state": session.state,
+        "answeredBy": session.answered_by,
+        "participants": states,
+        "voicemailClaimed": session.steps.contains_key("to-voicemail"),
+    });
+    (p.redirects().len(), essence)
+}
+
+fn agent_status_event(i: &Inbound, label: &str, status: &str, second: u32) -> Event {
+    Event {
+        path: format!("/twilio/status?callId={}&leg=agent&label={label}", i.call_id),
+        params: vec![
+            ("CallSid", i.leg(label).to_owned()),
+            ("CallStatus", status.to_owned()),
+            ("Timestamp", at(second)),
+        ],
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 8, .. ProptestConfig::default() })]
+
+    /// The ring timeouts, stray progress and the conference's events of an
+    /// inbound call nobody answers, in any order with duplicates, then a late
+    /// accept: the caller goes to voicemail exactly once, the accept is
+    /// refused, and the session ends the same as in order.
+    #[test]
+    fn nobody_answering_goes_to_voicemail_once_in_any_order(
+        shuffled in Just((0..6usize).collect::<Vec<_>>()).prop_shuffle(),
+        duplicates in prop::collection::vec(0..6usize, 0..5),
+    ) {
+        let mut order = shuffled;
+        for (k, d) in duplicates.into_iter().enumerate() {
+            order.insert((k * 2) % (order.len() + 1), d);
+        }
+        let rt = runtime();
+        let (in_order_redirects, in_order) = rt.block_on(replay_inbound_unanswered(&(0..6).collect::<Vec<_>>()));
+        let (redirects, shuffled) = rt.block_on(replay_inbound_unanswered(&order));
+        prop_assert_eq!(in_order_redirects, 1);
+        prop_assert_eq!(redirects, 1, "order {:?}", order);
         prop_assert_eq!(in_order, shuffled, "order {:?}", order);
     }
 }

@@ -18,12 +18,17 @@ fn token_request(jwt: &str) -> switchboard::api::Request {
 async fn token_mints_a_voice_access_token_for_the_agent() {
     let t = TestApp::new().await;
     let workspace = t.seed_workspace("acme", &account("acme"), "auth-token-acme").await;
-    let reply = t.call(token_request(&agent_jwt("acme", "auth0|alice", "agent"))).await;
+    let signed_in_for_a_day = jwt_hs256(
+        &serde_json::json!({"sub": "auth0|alice", "workspace_id": "acme", "role": "agent", "exp": now() + 86_400}),
+        HS256_SECRET,
+    );
+    let reply = t.call(token_request(&signed_in_for_a_day)).await;
     assert_eq!(reply.status(), 200, "{}", reply.text());
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let body = reply.json();
     assert_eq!(body["identity"], "agent_auth0_7calice");
     assert_eq!(body["expiresIn"], 3600);
+    assert_eq!(body["eventsUrl"], "wss://voice.example.test/events");
 
     // The token verifies with the workspace's API key secret and carries the grant.
     let twilio = workspace.twilio.unwrap();
@@ -53,6 +58,33 @@ async fn token_mints_a_voice_access_token_for_the_agent() {
     assert_eq!(lifetime, 3600);
     // No secret leaks into the response.
     assert!(!reply.text().contains(secret.expose_secret()));
+}
+
+/// A Voice token never outlives the sign-in token that asked for it.
+#[tokio::test]
+async fn a_voice_token_ends_with_the_sign_in_that_obtained_it() {
+    let t = TestApp::new().await;
+    t.seed_workspace("acme", &account("acme"), "tok").await;
+    let two_minutes_left = jwt_hs256(
+        &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": now() + 120}),
+        HS256_SECRET,
+    );
+    let reply = t.call(token_request(&two_minutes_left)).await;
+    assert_eq!(reply.status(), 200);
+    let expires_in = reply.json()["expiresIn"].as_u64().unwrap();
+    assert!((115..=120).contains(&expires_in), "{expires_in}");
+    let token = reply.json()["token"].as_str().unwrap().to_owned();
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.validate_exp = false;
+    validation.set_required_spec_claims::<&str>(&[]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &token,
+        &DecodingKey::from_secret(b"api-key-secret-of-acme"),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert!(claims["exp"].as_u64().unwrap() <= now() + 120);
 }
 
 #[tokio::test]

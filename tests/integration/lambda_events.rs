@@ -49,8 +49,11 @@ fn events() -> Vec<Event> {
             );
             continue;
         }
-        if is_worker(&file) {
-            continue; // a queue consumer's events are SQS messages: see worker_events_are_jobs_of_their_queue
+        if is_worker(&file) || is_socket_function(&file) {
+            // A worker's events are SQS messages or stream records (see
+            // worker_events_are_what_their_source_delivers); a socket route's
+            // are WebSocket events (tests/integration/live_aws.rs runs them).
+            continue;
         }
         for entry in std::fs::read_dir(&path).expect("events/<function>/") {
             let path = entry.expect("event").path();
@@ -73,6 +76,10 @@ fn events() -> Vec<Event> {
 
 fn is_worker(function: &str) -> bool {
     routes::WORKERS.iter().any(|(name, _)| *name == function)
+}
+
+fn is_socket_function(function: &str) -> bool {
+    routes::SOCKET_ROUTES.iter().any(|r| r.function == function)
 }
 
 /// The API Gateway route key of a route: `POST /token`, `GET /calls/{callId}`.
@@ -276,11 +283,18 @@ fn expected(event: &str) -> Expected {
         "inbound-twiml/incoming-call.json" => Expected {
             setup: Setup::Number,
             status: 200,
-            check: |reply, _| {
+            check: |reply, seen| {
                 let xml = twiml(reply);
                 assert!(
-                    xml.contains("<Client") && xml.contains("agent_alice"),
-                    "alice's browser rings: {xml}"
+                    xml.contains("<Conference") && xml.contains(r#"startConferenceOnEnter="false""#),
+                    "the caller waits in the call's conference: {xml}"
+                );
+                assert!(
+                    seen.twilio
+                        .iter()
+                        .any(|(method, path)| method == "POST" && path.ends_with("/Calls.json")),
+                    "alice's browser is rung: {:?}",
+                    seen.twilio
                 );
             },
         },
@@ -351,7 +365,17 @@ fn voice_token_for_alice(reply: &Reply) {
 fn every_function_has_an_event_and_every_event_a_route_of_its_function() {
     let events = events();
     let with_events: BTreeSet<&str> = events.iter().map(|e| e.function.as_str()).collect();
+    let events_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     for function in routes::functions() {
+        if is_worker(function) || is_socket_function(function) {
+            // Checked by worker_events_are_what_their_source_delivers and
+            // tests/integration/live_aws.rs; here: they have one.
+            let files = std::fs::read_dir(events_dir.join(function))
+                .map(|dir| dir.count())
+                .unwrap_or(0);
+            assert!(files > 0, "events/{function}/ has no event for function {function}");
+            continue;
+        }
         assert!(
             with_events.contains(function),
             "events/{function}/ has no event for function {function}"
@@ -445,6 +469,14 @@ async fn every_event_gets_its_expected_response_through_lambda_http() {
         let twilio = MockServer::start().await;
         Mock::given(method("DELETE"))
             .respond_with(ResponseTemplate::new(204))
+            .mount(&twilio)
+            .await;
+        // Calls placed (an agent's browser rung) are queued, as Twilio does.
+        Mock::given(method("POST"))
+            .and(wiremock::matchers::path_regex(r"/Calls\.json$"))
+            .respond_with(ResponseTemplate::new(201).set_body_json(serde_json::json!({
+                "sid": "CA00000000000000000000000000000001", "status": "queued"
+            })))
             .mount(&twilio)
             .await;
         let t = TestApp::with_env(&[("SWITCHBOARD_TWILIO_API_URL", &twilio.uri())]).await;
@@ -563,10 +595,12 @@ async fn wire_response(event: &str, context: Context, response: lambda_http::Res
     serde_json::to_value(encoded).expect("the response serialises")
 }
 
-/// A queue consumer's sample events are SQS messages carrying its jobs, for
-/// `sam local invoke`. Every worker has one.
+/// A worker's sample events are what its source delivers, for `sam local
+/// invoke`: SQS messages carrying copy jobs (`recording-copy`), DynamoDB
+/// Streams records of session and message items (`events-fanout`). Every
+/// worker has one.
 #[test]
-fn worker_events_are_jobs_of_their_queue() {
+fn worker_events_are_what_their_source_delivers() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
     for (worker, _) in routes::WORKERS {
         let folder = dir.join(worker);
@@ -577,16 +611,32 @@ fn worker_events_are_jobs_of_their_queue() {
         assert!(!files.is_empty(), "events/{worker}/ has no event");
         for path in files {
             let name = path.display();
-            let event: aws_lambda_events::event::sqs::SqsEvent =
-                serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
-                    .unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"));
-            assert!(!event.records.is_empty(), "{name}");
-            for record in &event.records {
-                let body = record.body.as_deref().expect("a message body");
-                let job: switchboard::jobs::CopyJob =
-                    serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not a copy job: {e}"));
-                assert_eq!(job.workspace.as_str(), "acme", "{name}");
-                assert_eq!(job.call.as_str(), CALL_ID, "{name}");
+            let json = std::fs::read_to_string(&path).unwrap();
+            match *worker {
+                "recording-copy" => {
+                    let event: aws_lambda_events::event::sqs::SqsEvent =
+                        serde_json::from_str(&json).unwrap_or_else(|e| panic!("{name} is not an SQS event: {e}"));
+                    assert!(!event.records.is_empty(), "{name}");
+                    for record in &event.records {
+                        let body = record.body.as_deref().expect("a message body");
+                        let job: switchboard::jobs::CopyJob =
+                            serde_json::from_str(body).unwrap_or_else(|e| panic!("{name}: not a copy job: {e}"));
+                        assert_eq!(job.workspace.as_str(), "acme", "{name}");
+                        assert_eq!(job.call.as_str(), CALL_ID, "{name}");
+                    }
+                }
+                "events-fanout" => {
+                    let event: aws_lambda_events::event::dynamodb::Event = serde_json::from_str(&json)
+                        .unwrap_or_else(|e| panic!("{name} is not a DynamoDB Streams event: {e}"));
+                    assert!(!event.records.is_empty(), "{name}");
+                    for record in event.records {
+                        let change = switchboard_aws::dynamodb::change_from_image(record.change.new_image)
+                            .unwrap_or_else(|| panic!("{name}: not a session or message item"))
+                            .unwrap_or_else(|e| panic!("{name}: {e}"));
+                        assert_eq!(change.workspace().as_str(), "acme", "{name}");
+                    }
+                }
+                other => panic!("a worker with no known event source: {other}"),
             }
         }
     }

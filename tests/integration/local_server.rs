@@ -45,11 +45,24 @@ fn start_in(dir: tempfile::TempDir) -> Server {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    // The server logs its bound address as a JSON line once it listens.
+    let address = listening_address(&mut child);
+    Server {
+        child,
+        address,
+        _dir: dir,
+    }
+}
+
+/// The address a server started with `--listen 127.0.0.1:0` reports once it
+/// listens (a JSON line on its stdout).
+pub fn listening_address(child: &mut Child) -> String {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if std::env::var_os("SWITCHBOARD_TEST_SERVER_LOG").is_some() {
+                eprintln!("server: {line}");
+            }
             if let Ok(json) = serde_json::from_str::<serde_json::Value>(&line)
                 && json["message"] == "switchboard listening"
             {
@@ -57,14 +70,8 @@ fn start_in(dir: tempfile::TempDir) -> Server {
             }
         }
     });
-    let address = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("the server did not report its address");
-    Server {
-        child,
-        address,
-        _dir: dir,
-    }
+    rx.recv_timeout(Duration::from_secs(30))
+        .expect("the server did not report its address")
 }
 
 #[tokio::test]

@@ -7,6 +7,8 @@ mod calls;
 mod fake_twilio;
 mod foundation;
 mod lambda_events;
+mod live;
+mod live_aws;
 mod local_server;
 mod onboarding;
 mod recordings;

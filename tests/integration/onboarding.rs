@@ -209,6 +209,23 @@ async fn twilio_down_is_502_naming_the_step() {
     );
 }
 
+/// No network to Twilio at all: the answer says why, down to the cause (here
+/// the name does not resolve), not just "error sending request".
+#[tokio::test]
+async fn twilio_unreachable_is_502_with_its_cause() {
+    let t = TestApp::with_env(&[("SWITCHBOARD_TWILIO_API_URL", "https://api.twilio.invalid")]).await;
+    let reply = t
+        .call(put_twilio("acme", configure_body(&account("acme").to_string())))
+        .await;
+    assert_eq!(reply.status(), 502, "{}", reply.text());
+    let message = reply.json()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(
+        message.starts_with("check credentials: Twilio could not be reached: "),
+        "{message}"
+    );
+    assert!(message.contains("dns error"), "the cause is named: {message}");
+}
+
 /// A failure at every step, then a second call that converges to exactly one
 /// key, one app and every number wired, then a third that changes nothing.
 #[tokio::test]
@@ -718,5 +735,29 @@ async fn workspace_settings_are_set_with_the_same_call() {
     assert_eq!(
         s.t.call(with(json!({"smsAutoReply": "x".repeat(1601)}))).await.status(),
         400
+    );
+
+    // The inbound ring time and wait music.
+    assert_eq!(check(&s).await["ringSeconds"], 20, "the default");
+    let music = "https://music.example.com/hold.mp3";
+    let reply = s.t.call(with(json!({"ringSeconds": 30, "waitUrl": music}))).await;
+    assert_eq!(reply.status(), 200, "{}", reply.text());
+    let shown = check(&s).await;
+    assert_eq!(
+        (shown["ringSeconds"].clone(), shown["waitUrl"].clone()),
+        (json!(30), json!(music))
+    );
+    for bad in [
+        json!({"ringSeconds": 4}),
+        json!({"ringSeconds": 121}),
+        json!({"waitUrl": "ftp://x"}),
+    ] {
+        assert_eq!(s.t.call(with(bad.clone())).await.status(), 400, "{bad}");
+    }
+    assert_eq!(s.t.call(with(json!({"waitUrl": ""}))).await.status(), 200);
+    assert_eq!(
+        check(&s).await["waitUrl"],
+        Value::Null,
+        "an empty waitUrl: Twilio's own music"
     );
 }

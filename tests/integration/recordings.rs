@@ -256,6 +256,54 @@ async fn a_download_cut_off_half_way_aborts_the_upload() {
     assert!(r.recording().await.twilio_deleted);
 }
 
+/// Twilio refusing the delete leaves our copy stored and Twilio's in place;
+/// the job fails (to be retried), and a retry deletes it without copying again.
+#[tokio::test]
+async fn a_failed_delete_of_twilios_copy_is_retried_until_it_is_gone() {
+    let r = setup(true).await;
+    r.media.serve(
+        RECORDING,
+        Media::Audio {
+            len: MIB,
+            fail_after: None,
+        },
+    );
+    // The client tries a delete three times (5xx are retried): all fail.
+    r.media.fail_deletes(3);
+    r.callback("completed").await;
+    let first = r.drain().await;
+    assert!(matches!(first.as_slice(), [Err(CopyError::Delete(_))]), "{first:?}");
+    let recording = r.recording().await;
+    assert_eq!(recording.status, RecordingStatus::Stored, "ours is stored");
+    assert!(!recording.twilio_deleted);
+    assert!(
+        recording
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("deleting Twilio's copy")),
+        "{:?}",
+        recording.last_error
+    );
+    assert!(r.media.deleted().is_empty(), "Twilio's copy is still there");
+
+    // Twilio sends the callback again (or SQS redelivers): the job runs again.
+    assert_eq!(r.callback("completed").await.status(), 200);
+    let retried = r.drain().await;
+    assert!(
+        matches!(retried.as_slice(), [Ok(Copied::DeletedAtTwilio)]),
+        "{retried:?}"
+    );
+    assert_eq!(r.media.deleted(), [RECORDING]);
+    assert_eq!(r.media.downloads(), 1, "the retry does not download again");
+    let recording = r.recording().await;
+    assert!(recording.twilio_deleted);
+    assert_eq!(recording.last_error, None);
+
+    // Done: another callback queues nothing.
+    assert_eq!(r.callback("completed").await.status(), 200);
+    assert!(r.drain().await.is_empty());
+}
+
 #[tokio::test]
 async fn storage_failing_keeps_twilios_copy_and_a_retry_succeeds() {
     let r = setup(true).await;
@@ -416,4 +464,99 @@ async fn the_local_worker_retries_later_and_then_copies() {
             .is_none(),
         "done jobs leave the queue"
     );
+}
+
+/// The AWS path of a copy: jobs sent to SQS (moto) by the queue adapter,
+/// received and handed over as Lambda delivers an SQS batch, run by the
+/// `recording-copy` function's handler. Only the failed copy comes back for
+/// redelivery; a message that is no job, or a job that can never succeed, is
+/// dropped.
+#[tokio::test]
+async fn copies_run_from_sqs_and_only_failed_copies_come_back() {
+    use aws_lambda_events::event::sqs::SqsEvent;
+    use switchboard::model::recordings::Recording;
+    use switchboard::ports::JobQueue;
+    use switchboard_aws::SqsJobQueue;
+
+    let r = setup(false).await;
+    let (sqs, url) = moto::fresh_queue().await;
+    let queue = SqsJobQueue::new(sqs.clone(), url.clone());
+    // Two recordings of the call: Twilio serves one and not the other.
+    const MISSING: &str = "RE00000000000000000000000000000404";
+    r.media.serve(
+        RECORDING,
+        Media::Audio {
+            len: MIB,
+            fail_after: None,
+        },
+    );
+    for sid in [RECORDING, MISSING] {
+        let recording = Recording::new(sid.parse().unwrap(), RecordingStatus::Pending, Timestamp::now());
+        let put =
+            r.t.app
+                .store
+                .put_recording(&r.session.workspace, &r.session.id, &recording);
+        assert!(put.await.unwrap());
+    }
+    let missing = CopyJob {
+        recording: MISSING.parse().unwrap(),
+        ..r.job()
+    };
+    let unknown_call = CopyJob {
+        call: switchboard::ids::CallId::generate(),
+        ..r.job()
+    };
+    for job in [r.job(), missing, unknown_call] {
+        queue.enqueue(&job).await.unwrap();
+    }
+    sqs.send_message()
+        .queue_url(&url)
+        .message_body("not a job")
+        .send()
+        .await
+        .unwrap();
+
+    let received = sqs
+        .receive_message()
+        .queue_url(&url)
+        .max_number_of_messages(10)
+        .send()
+        .await
+        .unwrap();
+    let records: Vec<serde_json::Value> = received
+        .messages()
+        .iter()
+        .map(|m| {
+            serde_json::json!({
+                "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+                "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:copies",
+                "awsRegion": "us-east-1",
+            })
+        })
+        .collect();
+    assert_eq!(records.len(), 4, "every message sent is received");
+    let by_body = |needle: &str| {
+        records
+            .iter()
+            .find(|m| m["body"].as_str().is_some_and(|b| b.contains(needle)))
+            .map(|m| m["messageId"].as_str().unwrap().to_owned())
+            .unwrap()
+    };
+    let failing = by_body(MISSING);
+    let event: SqsEvent = serde_json::from_value(serde_json::json!({"Records": records})).unwrap();
+
+    let response = switchboard_lambda::handle_sqs_batch(&r.t.app, event).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(
+        failed,
+        [failing.as_str()],
+        "only the copy that can succeed later comes back"
+    );
+    assert_eq!(r.recording().await.status, RecordingStatus::Stored);
+    assert_eq!(r.objects().await, [r.key()]);
 }

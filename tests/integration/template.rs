@@ -1,5 +1,7 @@
 //! The SAM template (`infra/template.yaml`) against the route table, the
-//! workspace and the configuration: they must not drift apart.
+//! workspace and the configuration: they must not drift apart. The HTTP API
+//! serves `ROUTES`, the WebSocket API (live events) `SOCKET_ROUTES`, and each
+//! of `WORKERS` consumes a queue or the table's stream.
 //!
 //! The template is read with a YAML parser that keeps CloudFormation's short
 //! tags (`!Ref`, `!Sub`, `!GetAtt`, `!If` …); they are turned into their long
@@ -14,13 +16,26 @@ use std::sync::OnceLock;
 
 use serde_json::{Map, Value, json};
 use switchboard::config::{Backend, Config, KeySource};
-use switchboard::routes::{self, Handler, ROUTES};
+use switchboard::routes::{self, Handler, ROUTES, SOCKET_ROUTES};
+use switchboard_aws::dynamodb::CHANGES_INDEX;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const TEMPLATE: &str = "infra/template.yaml";
 
 const SERVERLESS_FUNCTION: &str = "AWS::Serverless::Function";
 const SERVERLESS_HTTP_API: &str = "AWS::Serverless::HttpApi";
+const API_GATEWAY_V2_API: &str = "AWS::ApiGatewayV2::Api";
+const SOCKET_ROUTE: &str = "AWS::ApiGatewayV2::Route";
+/// The WebSocket API's one stage: `wss://<api>.execute-api.<region>.amazonaws.com/live`.
+const SOCKET_STAGE: &str = "live";
+/// What Lambda's event source mapping reads a DynamoDB stream with (the
+/// function's role must allow them; no adapter calls them).
+const STREAM_READ: [&str; 4] = [
+    "dynamodb:DescribeStream",
+    "dynamodb:GetRecords",
+    "dynamodb:GetShardIterator",
+    "dynamodb:ListStreams",
+];
 const HTTP_METHODS: [&str; 7] = ["get", "put", "post", "delete", "patch", "head", "options"];
 
 // ---------------------------------------------------------------------------
@@ -385,9 +400,21 @@ fn environment(function: &Function, eval: &Eval) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The functions that serve no route (queue consumers).
+/// The functions that serve no route (queue and stream consumers).
 fn workers() -> BTreeSet<String> {
     routes::WORKERS.iter().map(|(name, _)| (*name).to_owned()).collect()
+}
+
+/// The functions of the WebSocket API's routes (`routes::SOCKET_ROUTES`).
+fn socket_functions() -> BTreeSet<String> {
+    SOCKET_ROUTES.iter().map(|r| r.function.to_owned()).collect()
+}
+
+/// Whether a function serves a route of the HTTP API: a row of `ROUTES`
+/// that is not a socket (`GET /events` is the local server's socket; in AWS
+/// it is the WebSocket API's `$connect`).
+fn serves_http(name: &str) -> bool {
+    ROUTES.iter().any(|r| r.function == name && !r.handler.is_socket())
 }
 
 /// The queues a function consumes (its `SQS` events).
@@ -401,6 +428,74 @@ fn queues_consumed(function: &Function) -> BTreeSet<String> {
     queues
 }
 
+/// The tables whose DynamoDB stream a function consumes (its `DynamoDB` events).
+fn streams_consumed(function: &Function) -> BTreeSet<String> {
+    let mut tables = BTreeSet::new();
+    if let Some(events) = function.resource["Properties"]["Events"].as_object() {
+        for event in events.values().filter(|e| e["Type"] == "DynamoDB") {
+            tables.extend(referenced_resource(&event["Properties"]["Stream"]).map(str::to_owned));
+        }
+    }
+    tables
+}
+
+/// The functions that post to sockets or close them through the Management
+/// API: the `$default` route's (the pong; closing an expired agent's socket)
+/// and the stream consumers' (the fan-out).
+fn socket_senders() -> BTreeSet<String> {
+    let mut senders: BTreeSet<String> = SOCKET_ROUTES
+        .iter()
+        .filter(|r| r.route_key == "$default")
+        .map(|r| r.function.to_owned())
+        .collect();
+    senders.extend(
+        functions()
+            .iter()
+            .filter(|f| !streams_consumed(f).is_empty())
+            .map(|f| f.name.clone()),
+    );
+    senders
+}
+
+/// The WebSocket API (live events): the one `AWS::ApiGatewayV2::Api` whose
+/// protocol is `WEBSOCKET`.
+fn websocket_api() -> (&'static str, &'static Value) {
+    let apis: Vec<_> = resources_of_type(API_GATEWAY_V2_API)
+        .into_iter()
+        .filter(|(_, api)| api["Properties"]["ProtocolType"] == "WEBSOCKET")
+        .collect();
+    assert_eq!(apis.len(), 1, "{TEMPLATE}: one WebSocket API");
+    apis[0]
+}
+
+/// The resources of type `kind` that belong to the API `api_id` (by `ApiId`).
+fn of_api(kind: &str, api_id: &str) -> Vec<(&'static str, &'static Value)> {
+    resources_of_type(kind)
+        .into_iter()
+        .filter(|(_, r)| referenced_resource(&r["Properties"]["ApiId"]) == Some(api_id))
+        .collect()
+}
+
+/// The WebSocket API's one stage.
+fn websocket_stage() -> (&'static str, &'static Value) {
+    let (api_id, _) = websocket_api();
+    let stages = of_api("AWS::ApiGatewayV2::Stage", api_id);
+    assert_eq!(stages.len(), 1, "{api_id}: one stage");
+    stages[0]
+}
+
+/// The WebSocket API's stage URL as deployed: `wss` for browsers, `https`
+/// for the Management API that posts to connections.
+fn events_stage_url(scheme: &str) -> String {
+    let (api_id, _) = websocket_api();
+    let (stage_id, _) = websocket_stage();
+    format!(
+        "{scheme}://{}.execute-api.{REGION}.amazonaws.com/{}",
+        Eval::resource_ref(api_id),
+        Eval::resource_ref(stage_id)
+    )
+}
+
 /// The API Gateway form of a route-table path: `{name}` stays, `{*rest}` is `{rest+}`.
 fn api_gateway_path(path: &str) -> String {
     path.split('/')
@@ -410,6 +505,24 @@ fn api_gateway_path(path: &str) -> String {
         })
         .collect::<Vec<_>>()
         .join("/")
+}
+
+/// The function a Lambda integration's URI (a `!Sub`) invokes, by its fixed
+/// name: checked to be exactly `integration_uri` of a function of the template.
+fn integrated_function<'a>(uri: &'a Value, names: &BTreeSet<String>, what: &str) -> &'a str {
+    let uri = uri["Fn::Sub"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: the integration URI is a !Sub"));
+    let function = uri
+        .split_once(":function:${AWS::StackName}-")
+        .and_then(|(_, rest)| rest.strip_suffix("/invocations"))
+        .unwrap_or_else(|| panic!("{what}: {uri} names no function"));
+    assert_eq!(uri, integration_uri(function), "{what}: integration URI");
+    assert!(
+        names.contains(function),
+        "{what}: {function} is not a function of the template"
+    );
+    function
 }
 
 fn integration_uri(function: &str) -> String {
@@ -426,13 +539,18 @@ fn integration_uri(function: &str) -> String {
 fn every_function_folder_is_a_function_of_the_template_and_of_the_route_table() {
     let folders = function_folders();
     let in_template: BTreeSet<String> = functions().iter().map(|f| f.name.clone()).collect();
-    let mut in_routes: BTreeSet<String> = routes::functions().into_iter().map(str::to_owned).collect();
-    in_routes.extend(workers());
+    let in_routes: BTreeSet<String> = routes::functions().into_iter().map(str::to_owned).collect();
     assert_eq!(in_template, folders, "functions of {TEMPLATE} vs folders of functions/");
     assert_eq!(
         in_routes, folders,
-        "routes::functions() and routes::WORKERS vs folders of functions/"
+        "routes::functions() (ROUTES, SOCKET_ROUTES and WORKERS) vs folders of functions/"
     );
+    for listed in socket_functions().iter().chain(workers().iter()) {
+        assert!(
+            in_routes.contains(listed),
+            "routes::functions() leaves out {listed} (SOCKET_ROUTES or WORKERS)"
+        );
+    }
     assert_eq!(functions().len(), folders.len(), "one template function per binary");
 }
 
@@ -455,14 +573,25 @@ fn the_template_binaries_exist_in_the_workspace() {
         );
         let main = read(&format!("functions/{name}/src/main.rs"));
         if workers().contains(name) {
-            // A queue consumer: its own runner, no route.
+            // A queue or stream consumer: its own runner, no route.
             assert!(
-                main.contains("switchboard_lambda::run_"),
-                "functions/{name}/src/main.rs"
+                runner(&main).is_some_and(|r| r.starts_with("run_")),
+                "functions/{name}/src/main.rs runs a switchboard_lambda runner of its own (run_…)"
             );
             assert!(
                 routes::Router::for_function(name).is_err(),
                 "worker {name} serves no route"
+            );
+        } else if socket_functions().contains(name) {
+            // A WebSocket route: API Gateway WebSocket events, not HTTP API
+            // ones, so a runner of its own, told which route it serves.
+            assert!(
+                runner(&main).is_some_and(|r| r.starts_with("run_")) && main.contains(&format!("(\"{name}\")")),
+                "functions/{name}/src/main.rs runs a switchboard_lambda runner for WebSocket events (run_…(\"{name}\"))"
+            );
+            assert!(
+                !serves_http(name),
+                "{name} serves the WebSocket API, so no route of the HTTP API"
             );
         } else {
             assert!(
@@ -475,6 +604,22 @@ fn the_template_binaries_exist_in_the_workspace() {
             );
         }
     }
+}
+
+/// The `switchboard_lambda` function a `main.rs` runs: `run` in
+/// `switchboard_lambda::run("token")`, `run_fan_out` in
+/// `switchboard_lambda::live::run_fan_out()`.
+fn runner(main: &str) -> Option<&str> {
+    main.split("switchboard_lambda::").skip(1).find_map(|rest| {
+        let end = rest.find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))?;
+        let path = &rest[..end];
+        // A call, not a type such as `switchboard_lambda::Error`.
+        if rest[end..].starts_with('(') {
+            path.rsplit("::").next()
+        } else {
+            None
+        }
+    })
 }
 
 /// `name` of a manifest's `[package]` table.
@@ -577,24 +722,16 @@ fn the_http_api_serves_exactly_the_route_table() {
                 "{method} {path}: Lambda is invoked with POST"
             );
             assert_eq!(integration["payloadFormatVersion"], "2.0", "{method} {path}");
-            let uri = integration["uri"]["Fn::Sub"]
-                .as_str()
-                .unwrap_or_else(|| panic!("{method} {path}: uri is a !Sub"));
-            let function = uri
-                .split_once(":function:${AWS::StackName}-")
-                .and_then(|(_, rest)| rest.strip_suffix("/invocations"))
-                .unwrap_or_else(|| panic!("{method} {path}: {uri} names no function"));
-            assert_eq!(uri, integration_uri(function), "{method} {path}: integration URI");
-            assert!(
-                names.contains(function),
-                "{method} {path}: {function} is not a function of the template"
-            );
+            let function = integrated_function(&integration["uri"], &names, &format!("{method} {path}"));
             in_template.insert((method.to_ascii_uppercase(), path.clone(), function.to_owned()));
         }
     }
 
+    // Socket routes (`GET /events`, the local server's) are the WebSocket
+    // API's `$connect` in AWS, not paths of the HTTP API.
     let in_table: BTreeSet<(String, String, String)> = ROUTES
         .iter()
+        .filter(|r| !r.handler.is_socket())
         .map(|r| {
             (
                 r.method.as_str().to_owned(),
@@ -639,6 +776,204 @@ fn the_http_api_is_throttled_and_logged() {
     assert!(!format.contains("$context.identity.caller") && !format.to_lowercase().contains("authorization"));
 }
 
+/// Live events: the WebSocket API routes `$connect`, `$disconnect` and
+/// `$default` to the functions of `SOCKET_ROUTES`, and is deployed.
+#[test]
+fn the_websocket_api_serves_exactly_the_socket_routes() {
+    let (api_id, api) = websocket_api();
+    let p = &api["Properties"];
+    assert_eq!(
+        p["RouteSelectionExpression"], "$request.body.action",
+        "{api_id}: clients send {{\"action\": …}}; anything else is $default"
+    );
+    let name = Eval::with(&[]).eval(&p["Name"]).unwrap_or_default();
+    assert!(name.starts_with(STACK), "{api_id}: Name {name:?} names the stack");
+    let names: BTreeSet<String> = functions().iter().map(|f| f.name.clone()).collect();
+
+    let routes = of_api(SOCKET_ROUTE, api_id);
+    let mut in_template = BTreeSet::new();
+    for (route_id, route) in &routes {
+        let r = &route["Properties"];
+        let key = r["RouteKey"].as_str().unwrap_or_else(|| panic!("{route_id}: RouteKey"));
+        // The functions check the agent's token ($connect reads ?token=);
+        // API Gateway authorizes nothing itself.
+        assert_eq!(r["AuthorizationType"], "NONE", "{route_id}: AuthorizationType");
+        let mut targets = BTreeSet::new();
+        references(&r["Target"], &mut targets);
+        assert_eq!(targets.len(), 1, "{route_id}: Target names one integration");
+        let integration_id = targets.into_iter().next().unwrap_or_default();
+        assert_eq!(
+            Eval::with(&[]).eval(&r["Target"]),
+            Some(format!("integrations/{}", Eval::resource_ref(&integration_id))),
+            "{route_id}: Target is integrations/<integration id>"
+        );
+        let integration = resource(&integration_id);
+        assert_eq!(
+            integration["Type"], "AWS::ApiGatewayV2::Integration",
+            "{route_id}: {integration_id}"
+        );
+        let i = &integration["Properties"];
+        assert_eq!(
+            referenced_resource(&i["ApiId"]),
+            Some(api_id),
+            "{integration_id}: ApiId"
+        );
+        assert_eq!(i["IntegrationType"], "AWS_PROXY", "{integration_id}");
+        assert_eq!(
+            i["IntegrationMethod"], "POST",
+            "{integration_id}: Lambda is invoked with POST"
+        );
+        // Like the HTTP API's, by the function's fixed name: the senders'
+        // roles and variables name the stage, whose deployment needs every
+        // route, so naming the function's ARN would be a circle.
+        let function = integrated_function(&i["IntegrationUri"], &names, &format!("{route_id} ({integration_id})"));
+        assert!(
+            in_template.insert((key.to_owned(), function.to_owned())),
+            "{api_id}: route {key} twice"
+        );
+    }
+    let in_table: BTreeSet<(String, String)> = SOCKET_ROUTES
+        .iter()
+        .map(|r| (r.route_key.to_owned(), r.function.to_owned()))
+        .collect();
+    assert_eq!(
+        in_template, in_table,
+        "routes of {api_id} vs routes::SOCKET_ROUTES (shared/src/routes.rs)"
+    );
+    // The local server's socket (GET /events) is what $connect is in AWS.
+    for route in ROUTES.iter().filter(|r| r.handler.is_socket()) {
+        assert!(
+            SOCKET_ROUTES
+                .iter()
+                .any(|s| s.route_key == "$connect" && s.function == route.function),
+            "{} {}: a socket route of the local server is served by $connect's function in AWS",
+            route.method,
+            route.path
+        );
+    }
+
+    // A deployment is a snapshot of the routes: made after every one.
+    let deployments = of_api("AWS::ApiGatewayV2::Deployment", api_id);
+    assert_eq!(deployments.len(), 1, "{api_id}: one deployment");
+    let (deployment_id, deployment) = deployments[0];
+    let depends_on: BTreeSet<&str> = as_list(&deployment["DependsOn"])
+        .into_iter()
+        .filter_map(Value::as_str)
+        .collect();
+    for (route_id, _) in &routes {
+        assert!(
+            depends_on.contains(route_id),
+            "{deployment_id}: DependsOn {route_id}, or it may deploy without it"
+        );
+    }
+    let (stage_id, stage) = websocket_stage();
+    assert_eq!(stage["Properties"]["StageName"], SOCKET_STAGE, "{stage_id}");
+    assert_eq!(
+        referenced_resource(&stage["Properties"]["DeploymentId"]),
+        Some(deployment_id),
+        "{stage_id}: serves the deployment"
+    );
+}
+
+/// The agent's token is in the query string of every `$connect`: no log may
+/// carry it.
+#[test]
+fn the_websocket_api_is_throttled_and_logged_without_tokens() {
+    let (stage_id, stage) = websocket_stage();
+    let (_, http_api) = resources_of_type(SERVERLESS_HTTP_API)[0];
+    let p = &stage["Properties"];
+    let settings = &p["DefaultRouteSettings"];
+    for limit in ["ThrottlingBurstLimit", "ThrottlingRateLimit"] {
+        let value = Eval::with(&[]).eval(&settings[limit]);
+        let value: f64 = value
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("{stage_id}: {limit}"));
+        assert!(value > 0.0, "{stage_id}: {limit}");
+        assert_eq!(
+            settings[limit], http_api["Properties"]["DefaultRouteSettings"][limit],
+            "{stage_id}: {limit} is the APIs' throttling parameter"
+        );
+    }
+    // Execution logs and data traces would log the $connect request, token and all.
+    assert_eq!(settings["DataTraceEnabled"], false, "{stage_id}: no data trace");
+    let level = &settings["LoggingLevel"];
+    assert!(
+        level.is_null() || *level == "OFF",
+        "{stage_id}: no execution logs (LoggingLevel {level})"
+    );
+    assert!(
+        p.get("RouteSettings").is_none(),
+        "{stage_id}: no route settings that could switch them on"
+    );
+
+    let logs = &p["AccessLogSettings"];
+    let destination = referenced_resource(&logs["DestinationArn"]).expect("access logs go to a log group");
+    assert_eq!(resource(destination)["Type"], "AWS::Logs::LogGroup");
+    assert!(
+        resource(destination)["Properties"]["RetentionInDays"].is_object(),
+        "access logs expire"
+    );
+    assert_ne!(
+        Some(destination),
+        referenced_resource(&http_api["Properties"]["AccessLogSettings"]["DestinationArn"]),
+        "{stage_id}: access logs of its own"
+    );
+    let format = logs["Format"].as_str().expect("access log format");
+    let line: Value = serde_json::from_str(format).unwrap_or_else(|e| panic!("the access log format is JSON: {e}"));
+    for field in ["requestId", "connectionId", "eventType", "routeKey", "status"] {
+        assert!(line.get(field).is_some(), "{stage_id}: access logs carry {field}");
+    }
+    // Each field is one $context variable that says what happened, none
+    // that repeats the request (its query string, headers or body).
+    for (field, value) in line.as_object().expect("one JSON object per line") {
+        let value = value.as_str().unwrap_or_default();
+        assert!(
+            value.starts_with("$context.") && !value.contains(char::is_whitespace),
+            "{stage_id}: access log field {field} is one $context variable, not {value:?}"
+        );
+    }
+    let lowercase = format.to_ascii_lowercase();
+    for leak in [
+        "querystring",
+        "requestoverride",
+        "$input",
+        "$request",
+        "header",
+        "authorizer",
+        "authorization",
+        "token",
+    ] {
+        assert!(
+            !lowercase.contains(leak),
+            "{stage_id}: the access log format has {leak}"
+        );
+    }
+
+    // API Gateway writes a WebSocket stage's logs with the CloudWatch role
+    // of the account's API Gateway settings: the stack sets it before the
+    // stage, and keeps it (and the role) when it is deleted, so the setting
+    // never names a deleted role.
+    let accounts = resources_of_type("AWS::ApiGateway::Account");
+    assert_eq!(accounts.len(), 1, "{TEMPLATE}: the account's API Gateway settings");
+    let (account_id, account) = accounts[0];
+    assert!(
+        as_list(&stage["DependsOn"])
+            .iter()
+            .any(|d| d.as_str() == Some(account_id)),
+        "{stage_id}: DependsOn {account_id}"
+    );
+    let role = referenced_resource(&account["Properties"]["CloudWatchRoleArn"]).expect("a role of the template");
+    assert_eq!(
+        resource(role)["Properties"]["AssumeRolePolicyDocument"]["Statement"][0]["Principal"]["Service"],
+        "apigateway.amazonaws.com",
+        "{role}: trusted by API Gateway"
+    );
+    for id in [account_id, role] {
+        assert_eq!(resource(id)["DeletionPolicy"], "Retain", "{id}");
+        assert_eq!(resource(id)["UpdateReplacePolicy"], "Retain", "{id}");
+    }
+}
+
 /// Browser dialers call the agent routes from their own origin.
 #[test]
 fn browsers_may_call_every_agent_route() {
@@ -654,7 +989,11 @@ fn browsers_may_call_every_agent_route() {
     for header in ["authorization", "content-type", "idempotency-key"] {
         assert!(list("allowHeaders").contains(header), "{api_id}: CORS allows {header}");
     }
-    for route in ROUTES.iter().filter(|r| !r.handler.is_twilio()) {
+    // (A socket is opened by a WebSocket handshake, to the WebSocket API: no CORS.)
+    for route in ROUTES
+        .iter()
+        .filter(|r| !r.handler.is_twilio() && !r.handler.is_socket())
+    {
         let method = route.method.as_str().to_ascii_lowercase();
         assert!(list("allowMethods").contains(&method), "{api_id}: CORS allows {method}");
     }
@@ -765,6 +1104,7 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 #[test]
 fn every_function_has_its_own_role_log_group_and_invoke_permission() {
     let (api_id, _) = resources_of_type(SERVERLESS_HTTP_API)[0];
+    let (events_api_id, _) = websocket_api();
     let mut roles = BTreeSet::new();
     for function in functions() {
         let (id, name, p) = (function.id, &function.name, &function.resource["Properties"]);
@@ -794,22 +1134,54 @@ fn every_function_has_its_own_role_log_group_and_invoke_permission() {
             .into_iter()
             .filter(|(_, perm)| referenced_resource(&perm["Properties"]["FunctionName"]) == Some(id))
             .collect();
+        let sources = queues_consumed(&function).len() + streams_consumed(&function).len();
         if workers().contains(name) {
             assert!(
                 permissions.is_empty(),
-                "{id}: a worker is invoked by its queue, not the API"
+                "{id}: a worker is invoked by its queue or stream, not an API"
             );
-            let queues = queues_consumed(&function);
-            assert_eq!(queues.len(), 1, "{id}: a worker consumes one queue");
+            assert_eq!(sources, 1, "{id}: a worker consumes one queue or one stream");
             continue;
         }
-        assert_eq!(permissions.len(), 1, "{id}: one invoke permission");
-        let perm = &permissions[0].1["Properties"];
-        assert_eq!(perm["Principal"], "apigateway.amazonaws.com");
-        assert_eq!(perm["Action"], "lambda:InvokeFunction");
-        let mut source = BTreeSet::new();
-        references(&perm["SourceArn"], &mut source);
-        assert!(source.contains(api_id), "{id}: only the HTTP API may invoke it");
+        assert_eq!(sources, 0, "{id}: only workers consume queues or streams");
+        // One invoke permission per API that routes to it: the HTTP API for
+        // its rows of ROUTES, the WebSocket API for its rows of SOCKET_ROUTES.
+        let mut apis = BTreeSet::new();
+        if serves_http(name) {
+            apis.insert(api_id);
+        }
+        if socket_functions().contains(name) {
+            apis.insert(events_api_id);
+        }
+        assert!(!apis.is_empty(), "{id}: serves no route of either API");
+        assert_eq!(
+            permissions.len(),
+            apis.len(),
+            "{id}: one invoke permission per API that routes to it ({apis:?})"
+        );
+        let mut allowed = BTreeSet::new();
+        for (perm_id, perm) in &permissions {
+            let perm = &perm["Properties"];
+            assert_eq!(perm["Principal"], "apigateway.amazonaws.com", "{perm_id}");
+            assert_eq!(perm["Action"], "lambda:InvokeFunction", "{perm_id}");
+            let mut source = BTreeSet::new();
+            references(&perm["SourceArn"], &mut source);
+            let api = apis
+                .iter()
+                .copied()
+                .find(|api| source.contains(*api))
+                .unwrap_or_else(|| panic!("{perm_id}: only an API that routes to {id} may invoke it"));
+            assert_eq!(
+                Eval::with(&[]).eval(&perm["SourceArn"]),
+                Some(format!(
+                    "arn:aws:execute-api:{REGION}:123456789012:{}/*",
+                    Eval::resource_ref(api)
+                )),
+                "{perm_id}: SourceArn is {api}, any stage and route"
+            );
+            assert!(allowed.insert(api), "{id}: two invoke permissions for {api}");
+        }
+        assert_eq!(allowed, apis, "{id}: the APIs that may invoke it");
     }
 }
 
@@ -850,6 +1222,16 @@ fn actions_the_adapters_call() -> BTreeSet<String> {
             &["s3:AbortMultipartUpload"],
         ),
         ("crates/aws/src/sqs.rs", "send_message", &["sqs:SendMessage"]),
+        (
+            "crates/aws/src/sockets.rs",
+            "post_to_connection",
+            &["execute-api:ManageConnections"],
+        ),
+        (
+            "crates/aws/src/sockets.rs",
+            "delete_connection",
+            &["execute-api:ManageConnections"],
+        ),
     ];
     let mut actions = BTreeSet::new();
     for (file, call, needs) in calls {
@@ -938,6 +1320,16 @@ fn no_policy_allows_a_wildcard_action_resource_or_principal() {
 #[test]
 fn function_roles_grant_only_what_the_adapters_call_on_our_own_resources() {
     let known = actions_the_adapters_call();
+    let (events_api_id, _) = websocket_api();
+    let (stage_id, _) = websocket_stage();
+    let stream_arn = json!({"Fn::GetAtt": ["Table", "StreamArn"]});
+    // `execute-api:ManageConnections` on the stage's connections, by verb:
+    // POST (PostToConnection) and DELETE (DeleteConnection), or any.
+    let connections = format!(
+        "arn:aws:execute-api:{REGION}:123456789012:{}/{}/",
+        Eval::resource_ref(events_api_id),
+        Eval::resource_ref(stage_id)
+    );
     for function in functions() {
         let role = referenced_resource(&function.resource["Properties"]["Role"]).expect("role");
         let logs = referenced_resource(&function.resource["Properties"]["LoggingConfig"]["LogGroup"]).expect("logs");
@@ -947,21 +1339,25 @@ fn function_roles_grant_only_what_the_adapters_call_on_our_own_resources() {
             for statement in as_list(&policy["PolicyDocument"]["Statement"]) {
                 let mut targets = BTreeSet::new();
                 references(&statement["Resource"], &mut targets);
+                // Pseudo parameters (`${AWS::Region}` in an ARN) are no resources.
+                targets.retain(|target| resources().contains_key(target));
                 for action in as_list(&statement["Action"]) {
                     let action = action.as_str().expect("action");
                     let (service, _) = action.split_once(':').expect("service:Action");
-                    let owner = match service {
+                    let owners: Vec<&str> = match service {
                         "logs" => {
                             assert!(
                                 ["logs:CreateLogStream", "logs:PutLogEvents"].contains(&action),
                                 "{role}: {action}"
                             );
-                            logs
+                            vec![logs]
                         }
-                        "dynamodb" => "Table",
-                        "kms" => "SecretsKey",
-                        "s3" => "RecordingsBucket",
-                        "sqs" => "RecordingQueue",
+                        "dynamodb" => vec!["Table"],
+                        "kms" => vec!["SecretsKey"],
+                        "s3" => vec!["RecordingsBucket"],
+                        "sqs" => vec!["RecordingQueue"],
+                        // The WebSocket API's connections, on its stage.
+                        "execute-api" => vec![events_api_id, stage_id],
                         other => panic!("{role}: {action}: the functions call no {other} API"),
                     };
                     // What Lambda's event source mapping does with the function's role.
@@ -971,17 +1367,39 @@ fn function_roles_grant_only_what_the_adapters_call_on_our_own_resources() {
                             !queues_consumed(&function).is_empty(),
                             "{role}: {action} without an SQS event"
                         );
+                    } else if STREAM_READ.contains(&action) {
+                        assert!(
+                            !streams_consumed(&function).is_empty(),
+                            "{role}: {action} without a DynamoDB stream event"
+                        );
+                        assert_eq!(
+                            statement["Resource"], stream_arn,
+                            "{role}: {action} on the table's stream only"
+                        );
                     } else if service != "logs" {
                         assert!(
                             known.contains(action),
                             "{role}: {action} is never called by the adapters"
                         );
+                        assert!(
+                            !as_list(&statement["Resource"]).contains(&&stream_arn),
+                            "{role}: {action} is not a stream action"
+                        );
                     }
-                    assert_eq!(
-                        targets,
-                        BTreeSet::from([owner.to_owned()]),
-                        "{role}: {action} applies to {owner} only"
-                    );
+                    if service == "execute-api" {
+                        for arn in as_list(&statement["Resource"]) {
+                            let arn = Eval::with(&[]).eval(arn).unwrap_or_default();
+                            let verb = arn
+                                .strip_prefix(connections.as_str())
+                                .and_then(|rest| rest.strip_suffix("/@connections/*"));
+                            assert!(
+                                matches!(verb, Some("POST" | "DELETE" | "*")),
+                                "{role}: {action} on {arn}: only the connections of the stage {stage_id} of {events_api_id}"
+                            );
+                        }
+                    }
+                    let owners: BTreeSet<String> = owners.into_iter().map(str::to_owned).collect();
+                    assert_eq!(targets, owners, "{role}: {action} applies to {owners:?} only");
                     services_granted.insert(service.to_owned());
                     actions_granted.insert(action.to_owned());
                 }
@@ -1008,6 +1426,21 @@ fn function_roles_grant_only_what_the_adapters_call_on_our_own_resources() {
             services_granted.contains("s3"),
             env.contains_key("SWITCHBOARD_RECORDINGS_BUCKET"),
             "{}: the recordings bucket variable goes exactly to the functions allowed to use the bucket",
+            function.id
+        );
+        // The event source mapping of a stream reads it with the function's role.
+        if !streams_consumed(&function).is_empty() {
+            for action in STREAM_READ {
+                assert!(
+                    actions_granted.contains(action),
+                    "{role}: Lambda reads the stream with {action}"
+                );
+            }
+        }
+        assert_eq!(
+            actions_granted.contains("execute-api:ManageConnections"),
+            env.contains_key("SWITCHBOARD_EVENTS_ENDPOINT"),
+            "{}: the sockets endpoint variable goes exactly to the functions allowed to post to sockets",
             function.id
         );
         assert_eq!(
@@ -1087,6 +1520,11 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
             "https://voice.example.com/sb",
         ),
     ];
+    // Live events: browsers are told the socket's URL (POST /token answers
+    // it as eventsUrl); the senders post through the stage's Management API.
+    let events_url = events_stage_url("wss");
+    let events_endpoint = events_stage_url("https");
+    let senders = socket_senders();
     for (overrides, public_url) in scenarios {
         let eval = Eval::with(overrides);
         for function in functions() {
@@ -1114,6 +1552,18 @@ fn every_function_starts_with_the_environment_the_template_gives_it() {
             assert_eq!(config.auth.issuer.is_some(), jwks, "issuer only when set");
             assert_eq!(config.auth.workspace_claim, "workspace_id");
             assert_eq!(config.auth.role_claim, "role");
+            assert_eq!(
+                env.get("SWITCHBOARD_EVENTS_URL"),
+                (function.name == "token").then_some(&events_url),
+                "{}: SWITCHBOARD_EVENTS_URL is the stage's wss URL, for the token function only",
+                function.id
+            );
+            assert_eq!(
+                env.get("SWITCHBOARD_EVENTS_ENDPOINT"),
+                senders.contains(&function.name).then_some(&events_endpoint),
+                "{}: SWITCHBOARD_EVENTS_ENDPOINT is the stage's Management API, for {senders:?} only",
+                function.id
+            );
             if function.name == "token" {
                 let ttl = if jwks { 900 } else { 3600 };
                 assert_eq!(
@@ -1186,6 +1636,16 @@ fn outputs_name_the_api_and_every_twilio_webhook() {
         with_custom.eval(&outputs["PublicUrl"]["Value"]).as_deref(),
         Some(custom)
     );
+    // The live events socket is on the WebSocket API's own domain, whatever PublicUrl.
+    let events_url = events_stage_url("wss");
+    for eval in [&default, &with_custom] {
+        assert_eq!(
+            eval.eval(&outputs["EventsUrl"]["Value"]).as_deref(),
+            Some(events_url.as_str()),
+            "output EventsUrl"
+        );
+    }
+    assert!(outputs["EventsUrl"]["Description"].is_string());
 
     // Twilio routes whose URL is fixed (no path parameters) are what an
     // operator may want to see; the others Switchboard builds per call.
@@ -1226,8 +1686,46 @@ fn storage_is_private_encrypted_and_kept() {
     );
     assert_eq!(
         t["AttributeDefinitions"],
-        json!([{"AttributeName": "pk", "AttributeType": "S"}, {"AttributeName": "sk", "AttributeType": "S"}])
+        json!([
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+            {"AttributeName": "chPk", "AttributeType": "S"},
+            {"AttributeName": "chSk", "AttributeType": "S"}
+        ])
     );
+    // The index a browser catches up from after a reconnect (a workspace's
+    // sessions or messages in the order they changed), and the stream the
+    // live events come from: both as the adapter's create_table makes them
+    // for the tests (crates/aws/src/dynamodb.rs).
+    assert_eq!(
+        t["GlobalSecondaryIndexes"],
+        json!([{
+            "IndexName": CHANGES_INDEX,
+            "KeySchema": [
+                {"AttributeName": "chPk", "KeyType": "HASH"},
+                {"AttributeName": "chSk", "KeyType": "RANGE"}
+            ],
+            "Projection": {"ProjectionType": "ALL"}
+        }]),
+        "{table_id}: the changes index"
+    );
+    assert_eq!(
+        t["StreamSpecification"],
+        json!({"StreamViewType": "NEW_IMAGE"}),
+        "{table_id}: a stream of new items"
+    );
+    let adapter = read("crates/aws/src/dynamodb.rs");
+    for made in [
+        "const CH_PK: &str = \"chPk\"",
+        "const CH_SK: &str = \"chSk\"",
+        "ProjectionType::All",
+        "StreamViewType::NewImage",
+    ] {
+        assert!(
+            adapter.contains(made),
+            "crates/aws/src/dynamodb.rs no longer has {made}: update the table of {TEMPLATE} and this check"
+        );
+    }
     assert_eq!(
         t["TimeToLiveSpecification"],
         json!({"AttributeName": "expiresAt", "Enabled": true})
@@ -1322,6 +1820,67 @@ fn queues_are_encrypted_drained_and_patient_enough() {
             );
         }
     }
+}
+
+/// Live events: the fan-out reads the table's stream, sees only new and
+/// changed call sessions and messages, and never holds the stream up for
+/// long (a browser catches up from the REST API when it reconnects).
+#[test]
+fn stream_workers_see_only_new_and_changed_calls_and_messages() {
+    let stream_arn = json!({"Fn::GetAtt": ["Table", "StreamArn"]});
+    let mut consumers = Vec::new();
+    for function in functions() {
+        let id = function.id;
+        let Some(events) = function.resource["Properties"]["Events"].as_object() else {
+            continue;
+        };
+        for (name, event) in events.iter().filter(|(_, e)| e["Type"] == "DynamoDB") {
+            consumers.push(function.name.clone());
+            assert!(
+                workers().contains(&function.name),
+                "{id}: a stream consumer serves no route (routes::WORKERS)"
+            );
+            let p = &event["Properties"];
+            assert_eq!(p["Stream"], stream_arn, "{id}: event {name} reads the table's stream");
+            // What is in the stream before it deploys is no news to anyone.
+            assert_eq!(p["StartingPosition"], "LATEST", "{id}: event {name}");
+            assert!(p["BatchSize"].is_u64(), "{id}: event {name}: BatchSize");
+            // A record that keeps failing must not hold its shard up (Lambda's
+            // default retries it until it expires from the stream, 24 hours).
+            let retries = p["MaximumRetryAttempts"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{id}: event {name}: MaximumRetryAttempts"));
+            assert!(retries <= 10, "{id}: event {name}: {retries} retries");
+            let age = p["MaximumRecordAgeInSeconds"]
+                .as_u64()
+                .unwrap_or_else(|| panic!("{id}: event {name}: MaximumRecordAgeInSeconds"));
+            assert!(
+                (60..=3600).contains(&age),
+                "{id}: event {name}: MaximumRecordAgeInSeconds {age} (Lambda takes 60 or more)"
+            );
+            let filters = as_list(&p["FilterCriteria"]["Filters"]);
+            assert_eq!(filters.len(), 1, "{id}: event {name}: one filter");
+            let pattern = filters[0]["Pattern"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: event {name}: the filter's Pattern is a JSON string"));
+            let pattern: Value = serde_json::from_str(pattern)
+                .unwrap_or_else(|e| panic!("{id}: event {name}: the filter's Pattern is not JSON: {e}"));
+            assert_eq!(
+                pattern,
+                json!({
+                    "eventName": ["INSERT", "MODIFY"],
+                    "dynamodb": {"Keys": {"sk": {"S": [{"prefix": "CALL#"}, {"prefix": "MSG#"}]}}}
+                }),
+                "{id}: event {name}: only inserted and modified call sessions (CALL#) and messages (MSG#)"
+            );
+        }
+    }
+    assert_eq!(consumers.len(), 1, "one consumer of the table's stream: {consumers:?}");
+    assert_eq!(
+        resource("Table")["Properties"]["StreamSpecification"]["StreamViewType"],
+        "NEW_IMAGE",
+        "the stream carries what the fan-out posts: the new item"
+    );
 }
 
 #[test]

@@ -685,6 +685,50 @@ async fn create_call() {
     only_repeated_key_complaint(&contract, "create_call");
 }
 
+/// An agent's browser rung for an inbound call: a `client:` address with the
+/// call's custom parameters, the ring time as `Timeout`.
+#[tokio::test]
+async fn create_call_to_an_agents_browser() {
+    let contract = Contract::start().await;
+    let agent = switchboard::ids::AgentId::parse("alice").unwrap();
+    let to = switchboard::twilio::access_token::client_address(
+        &agent,
+        &[
+            ("callId", "01JDQ4ZK8M3V6X2T9B7C5N1P0R"),
+            ("from", "+14155550177"),
+            ("kind", "inbound"),
+        ],
+    );
+    let _ = contract
+        .api_key_client()
+        .create_call(&switchboard::twilio::rest::NewCall {
+            to: &to,
+            from: "+14155550177",
+            url: "https://sb.example.com/twilio/voice/answer?callId=01JDQ4ZK8M3V6X2T9B7C5N1P0R&label=agent-1",
+            status_callback: STATUS_URL,
+            timeout_seconds: 20,
+        })
+        .await;
+    only_repeated_key_complaint(&contract, "create_call (client)");
+}
+
+/// An inbound caller nobody answered, sent out of the waiting room into voicemail.
+#[tokio::test]
+async fn redirect_call_to_a_url() {
+    let contract = Contract::start().await;
+    let call = contract.accepted(
+        "redirect_call_to",
+        contract
+            .api_key_client()
+            .redirect_call_to(
+                &CallSid::parse(CALL).unwrap(),
+                "https://sb.example.com/twilio/voice/voicemail?callId=01JDQ4ZK8M3V6X2T9B7C5N1P0R",
+            )
+            .await,
+    );
+    assert!(call.sid.as_str().starts_with("CA"));
+}
+
 #[tokio::test]
 async fn send_message() {
     let contract = Contract::start().await;

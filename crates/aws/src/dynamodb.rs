@@ -53,9 +53,9 @@ use aws_sdk_dynamodb::client::Waiters;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, KeySchemaElement, KeyType, KeysAndAttributes, Put,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TimeToLiveStatus,
-    TransactWriteItem, Update,
+    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+    KeysAndAttributes, Projection, ProjectionType, Put, ReturnValuesOnConditionCheckFailure, ScalarAttributeType,
+    StreamSpecification, StreamViewType, TimeToLiveSpecification, TimeToLiveStatus, TransactWriteItem, Update,
 };
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -68,8 +68,8 @@ use switchboard_model::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceI
 use switchboard_model::messages::Message;
 use switchboard_model::phone::E164;
 use switchboard_model::ports::{
-    CallChange, CallQuery, CallStore, IdempotencyStore, MessageChange, MessageQuery, MessageStore, Modified,
-    NumberStore, Page, StoreError, WorkspaceStore,
+    CallChange, CallQuery, CallStore, ChangesQuery, Connection, ConnectionStore, IdempotencyStore, MessageChange,
+    MessageQuery, MessageStore, Modified, NumberStore, Page, StoreError, WorkspaceStore,
 };
 use switchboard_model::time::Timestamp;
 use switchboard_model::workspace::{PhoneNumber, Workspace};
@@ -91,6 +91,11 @@ const MAX_LIMIT: usize = 1000;
 const MAX_TRANSACTION_ITEMS: usize = 100;
 /// DynamoDB's cap on keys in one BatchGetItem.
 const MAX_BATCH_GET: usize = 100;
+/// The global secondary index that lists what changed, oldest first: its
+/// partition (`chPk`, one per workspace and kind) and sort (`chSk`) keys.
+pub const CHANGES_INDEX: &str = "changes";
+const CH_PK: &str = "chPk";
+const CH_SK: &str = "chSk";
 /// Attempts for writes that lose a race to a concurrent transaction.
 const ATTEMPTS: u32 = 5;
 
@@ -103,6 +108,29 @@ mod keys {
     pub const NUMBER_PREFIX: &str = "NUMBER#";
     pub const CALL_PREFIX: &str = "CALL#";
     pub const MSG_PREFIX: &str = "MSG#";
+    pub const CONN_PREFIX: &str = "CONN#";
+    pub const CONNECTION_POINTER: &str = "CONNECTION";
+
+    /// A socket's item under its workspace (listed by the fan-out).
+    pub fn connection(id: &str) -> String {
+        format!("{CONN_PREFIX}{id}")
+    }
+    /// The item that finds a socket's workspace by its id alone.
+    pub fn connection_pointer(id: &str) -> String {
+        format!("CONNECTION#{id}")
+    }
+    /// The partition of the `changes` index that orders a workspace's
+    /// sessions (or messages) by when they last changed.
+    pub fn call_changes(ws: &WorkspaceId) -> String {
+        format!("WS#{ws}#CALLS")
+    }
+    pub fn message_changes(ws: &WorkspaceId) -> String {
+        format!("WS#{ws}#MSGS")
+    }
+    /// `<updated_at, fixed width>#<id>`: unique, in change order.
+    pub fn change(updated_at: &Timestamp, id: &str) -> Result<String, StoreError> {
+        Ok(format!("{}#{id}", sortable_time(updated_at)?))
+    }
 
     pub fn workspace(ws: &WorkspaceId) -> String {
         format!("WS#{ws}")
@@ -140,7 +168,7 @@ mod keys {
     /// RFC 3339 with a fixed nine-digit fraction, so text order is time order.
     /// (Kept at nine digits though times are whole milliseconds now, so that
     /// keys written before sort with new ones.)
-    fn sortable_time(at: &Timestamp) -> Result<String, StoreError> {
+    pub fn sortable_time(at: &Timestamp) -> Result<String, StoreError> {
         let format =
             time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:9]Z");
         let unsortable = |err: &dyn std::fmt::Display| {
@@ -193,14 +221,31 @@ pub async fn create_table(client: &Client, table: &str) -> Result<(), StoreError
             .build()
             .map_err(built)
     };
+    let changes = GlobalSecondaryIndex::builder()
+        .index_name(CHANGES_INDEX)
+        .key_schema(key(CH_PK, KeyType::Hash)?)
+        .key_schema(key(CH_SK, KeyType::Range)?)
+        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .build()
+        .map_err(built)?;
     let created = client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
         .attribute_definitions(attribute(PK)?)
         .attribute_definitions(attribute(SK)?)
+        .attribute_definitions(attribute(CH_PK)?)
+        .attribute_definitions(attribute(CH_SK)?)
         .key_schema(key(PK, KeyType::Hash)?)
         .key_schema(key(SK, KeyType::Range)?)
+        .global_secondary_indexes(changes)
+        .stream_specification(
+            StreamSpecification::builder()
+                .stream_enabled(true)
+                .stream_view_type(StreamViewType::NewImage)
+                .build()
+                .map_err(built)?,
+        )
         .send()
         .await;
     match created {
@@ -309,6 +354,25 @@ fn values<const N: usize>(pairs: [(&str, AttributeValue); N]) -> Item {
         .into_iter()
         .map(|(placeholder, value)| (placeholder.to_owned(), value))
         .collect()
+}
+
+/// A session's item, with its place in the `changes` index.
+fn session_item(session: &CallSession) -> Result<Item, StoreError> {
+    let mut item = to_item(session, keys::workspace(&session.workspace), keys::call(&session.id))?;
+    item.insert(CH_PK.into(), s(keys::call_changes(&session.workspace)));
+    item.insert(CH_SK.into(), s(keys::change(&session.updated_at, session.id.as_str())?));
+    Ok(item)
+}
+
+/// A message's listing item (`sk`), with its place in the `changes` index.
+fn message_item(message: &Message, sk: String) -> Result<Item, StoreError> {
+    let mut item = to_item(message, keys::workspace(&message.workspace), sk)?;
+    item.insert(CH_PK.into(), s(keys::message_changes(&message.workspace)));
+    item.insert(
+        CH_SK.into(),
+        s(keys::change(&message.updated_at, message.sid.as_str())?),
+    );
+    Ok(item)
 }
 
 /// A record as an item under `pk`/`sk`. Top-level nulls are left out, so
@@ -441,7 +505,7 @@ impl DynamoStore {
         cursor: Option<&str>,
     ) -> Result<(Vec<Item>, Option<String>), StoreError> {
         let limit = page_limit(limit);
-        let mut start = match cursor {
+        let start = match cursor {
             Some(cursor) => Some(key(keys::workspace(ws), decode_cursor(ws, cursor, prefix)?)),
             None => None,
         };
@@ -458,34 +522,105 @@ impl DynamoStore {
         };
         let read = i32::try_from(read).unwrap_or(i32::MAX);
 
+        let (items, last) = self
+            .collect_page(
+                |start| {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
+                        .set_filter_expression(expression.clone())
+                        .set_expression_attribute_names(Some(names.clone()))
+                        .set_expression_attribute_values(Some(values.clone()))
+                        .scan_index_forward(false)
+                        .consistent_read(true)
+                        .limit(read)
+                        .set_exclusive_start_key(start)
+                },
+                start,
+                limit,
+                SK,
+            )
+            .await?;
+        Ok((items, last.map(|sk| encode_cursor(ws, &sk))))
+    }
+
+    /// Runs a query page after page, from `first` (an exclusive start key)
+    /// (DynamoDB may answer with fewer items
+    /// than asked, a filter applying after `Limit`) until one more than
+    /// `limit` items came or the listing ended: the first `limit` items, and
+    /// the `position` attribute of the last of them if there are more.
+    async fn collect_page(
+        &self,
+        query: impl Fn(Option<Item>) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+        first: Option<Item>,
+        limit: usize,
+        position: &str,
+    ) -> Result<(Vec<Item>, Option<String>), StoreError> {
+        let mut start = first;
         let mut items = Vec::new();
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#pk = :pk AND begins_with(#sk, :prefix)")
-                .set_filter_expression(expression.clone())
-                .set_expression_attribute_names(Some(names.clone()))
-                .set_expression_attribute_values(Some(values.clone()))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .limit(read)
-                .set_exclusive_start_key(start.take())
+            let out = query(start.take())
                 .send()
                 .await
                 .map_err(|err| unavailable("Query", &err))?;
             items.extend(out.items.unwrap_or_default());
             if items.len() > limit {
                 items.truncate(limit);
-                let last = items.last().map(|item| string_attr(item, SK)).transpose()?;
-                return Ok((items, last.map(|sk| encode_cursor(ws, &sk))));
+                let last = items.last().map(|item| string_attr(item, position)).transpose()?;
+                return Ok((items, last));
             }
             match out.last_evaluated_key {
                 Some(last) if !last.is_empty() => start = Some(last),
                 _ => return Ok((items, None)),
             }
         }
+    }
+
+    /// A page of the `changes` index under `partition`, oldest change
+    /// first, from `since` (inclusive) or past the cursor. The index is
+    /// eventually consistent: a change shows up within a second or so of its
+    /// write, which a client catching up after a reconnect tolerates.
+    async fn changed_page<T: DeserializeOwned>(
+        &self,
+        ws: &WorkspaceId,
+        partition: String,
+        listing: &str,
+        query: &ChangesQuery,
+    ) -> Result<Page<T>, StoreError> {
+        let limit = page_limit(query.limit);
+        let (condition, from) = match &query.cursor {
+            Some(cursor) => {
+                let position = decode_cursor(ws, cursor, listing)?;
+                ("#p = :p AND #s > :from", position[listing.len()..].to_owned())
+            }
+            None => ("#p = :p AND #s >= :from", keys::sortable_time(&query.since)?),
+        };
+        let (items, last) = self
+            .collect_page(
+                |start| {
+                    self.client
+                        .query()
+                        .table_name(&self.table)
+                        .index_name(CHANGES_INDEX)
+                        .key_condition_expression(condition)
+                        .set_expression_attribute_names(Some(names([("#p", CH_PK), ("#s", CH_SK)])))
+                        .set_expression_attribute_values(Some(values([
+                            (":p", s(partition.clone())),
+                            (":from", s(from.clone())),
+                        ])))
+                        .scan_index_forward(true)
+                        .limit(i32::try_from(limit + 1).unwrap_or(i32::MAX))
+                        .set_exclusive_start_key(start)
+                },
+                None,
+                limit,
+                CH_SK,
+            )
+            .await?;
+        let next = last.map(|sk| encode_cursor(ws, &format!("{listing}{sk}")));
+        let items = items.into_iter().map(from_item).collect::<Result<_, _>>()?;
+        Ok(Page { items, next })
     }
 
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), SdkError<TransactWriteItemsError>> {
@@ -985,7 +1120,7 @@ async fn back_off(attempt: u32) {
 #[async_trait]
 impl CallStore for DynamoStore {
     async fn create_call(&self, session: &CallSession) -> Result<(), StoreError> {
-        let item = to_item(session, keys::workspace(&session.workspace), keys::call(&session.id))?;
+        let item = session_item(session)?;
         let result = self
             .client
             .put_item()
@@ -1036,7 +1171,7 @@ impl CallStore for DynamoStore {
                 });
             }
             after.touch(&before);
-            let item = to_item(&after, keys::workspace(workspace), keys::call(id))?;
+            let item = session_item(&after)?;
             if self.replace_if_version(item, before.version, &what).await? {
                 return Ok(Modified { before, after });
             }
@@ -1111,6 +1246,15 @@ impl CallStore for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn calls_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<CallSession>, StoreError> {
+        self.changed_page(workspace, keys::call_changes(workspace), "CALLS#", query)
+            .await
+    }
+
     async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError> {
         let mut item = key(keys::workspace(workspace), keys::call_sid(sid));
         item.insert("callId".into(), s(id.as_str()));
@@ -1169,12 +1313,7 @@ impl MessageStore for DynamoStore {
                 names([("#pk", PK)]),
                 Item::new(),
             )?,
-            self.put(
-                to_item(message, keys::workspace(ws), listing_sk)?,
-                None,
-                HashMap::new(),
-                Item::new(),
-            )?,
+            self.put(message_item(message, listing_sk)?, None, HashMap::new(), Item::new())?,
         ];
         for attempt in 0..ATTEMPTS {
             let err = match self.transact(ops.clone()).await {
@@ -1244,6 +1383,15 @@ impl MessageStore for DynamoStore {
         Ok(Page { items, next })
     }
 
+    async fn messages_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<Message>, StoreError> {
+        self.changed_page(workspace, keys::message_changes(workspace), "MSGS#", query)
+            .await
+    }
+
     /// A compare-and-set on the listing item's `version`, like `modify_call`.
     async fn modify_message(
         &self,
@@ -1269,7 +1417,7 @@ impl MessageStore for DynamoStore {
                 });
             }
             after.touch(&before);
-            let item = to_item(&after, keys::workspace(workspace), sk.clone())?;
+            let item = message_item(&after, sk.clone())?;
             if self.replace_if_version(item, before.version, &what).await? {
                 return Ok(Modified { before, after });
             }
@@ -1278,6 +1426,132 @@ impl MessageStore for DynamoStore {
         Err(StoreError::Unavailable(format!(
             "{what} kept changing under concurrent writes"
         )))
+    }
+}
+
+// ---------------------------------------------------------------------------
+// WebSocket connections (live events in AWS)
+
+/// A connection as both of its items store it.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct StoredConnection {
+    connection_id: String,
+    workspace: WorkspaceId,
+    agent: switchboard_model::ids::AgentId,
+    /// The TTL attribute (epoch seconds): DynamoDB deletes it some time after.
+    expires_at: i64,
+    /// The same moment, exactly: what the fan-out compares.
+    closes_at: Timestamp,
+}
+
+impl StoredConnection {
+    fn from(connection: &Connection) -> Self {
+        Self {
+            connection_id: connection.id.clone(),
+            workspace: connection.workspace.clone(),
+            agent: connection.agent.clone(),
+            expires_at: connection.expires_at.unix_seconds(),
+            closes_at: connection.expires_at,
+        }
+    }
+
+    fn into_connection(self) -> Connection {
+        Connection {
+            id: self.connection_id,
+            workspace: self.workspace,
+            agent: self.agent,
+            expires_at: self.closes_at,
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionStore for DynamoStore {
+    /// Two items in one transaction: one under the workspace (what the
+    /// fan-out queries) and a pointer by connection id (what `$disconnect`
+    /// and `$default`, which know only the id, read). Both expire by TTL.
+    async fn put_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        let stored = StoredConnection::from(connection);
+        let listing = to_item(
+            &stored,
+            keys::workspace(&connection.workspace),
+            keys::connection(&connection.id),
+        )?;
+        let pointer = to_item(
+            &stored,
+            keys::connection_pointer(&connection.id),
+            keys::CONNECTION_POINTER,
+        )?;
+        let ops = vec![
+            self.put(listing, None, HashMap::new(), Item::new())?,
+            self.put(pointer, None, HashMap::new(), Item::new())?,
+        ];
+        self.transact(ops)
+            .await
+            .map_err(|err| unavailable("TransactWriteItems", &err))
+    }
+
+    async fn get_connection(&self, id: &str) -> Result<Option<Connection>, StoreError> {
+        self.get_item(keys::connection_pointer(id), keys::CONNECTION_POINTER)
+            .await?
+            .map(|item| from_item::<StoredConnection>(item).map(StoredConnection::into_connection))
+            .transpose()
+    }
+
+    async fn workspace_connections(&self, workspace: &WorkspaceId) -> Result<Vec<Connection>, StoreError> {
+        self.query_all(keys::workspace(workspace), keys::CONN_PREFIX)
+            .await?
+            .into_iter()
+            .map(|item| from_item::<StoredConnection>(item).map(StoredConnection::into_connection))
+            .collect()
+    }
+
+    async fn delete_connection(&self, connection: &Connection) -> Result<(), StoreError> {
+        let ops = vec![
+            self.delete(
+                key(keys::workspace(&connection.workspace), keys::connection(&connection.id)),
+                None,
+                HashMap::new(),
+                Item::new(),
+            )?,
+            self.delete(
+                key(keys::connection_pointer(&connection.id), keys::CONNECTION_POINTER),
+                None,
+                HashMap::new(),
+                Item::new(),
+            )?,
+        ];
+        self.transact(ops)
+            .await
+            .map_err(|err| unavailable("TransactWriteItems", &err))
+    }
+}
+
+/// What a DynamoDB Streams record's new image holds (as Lambda delivers it),
+/// if it is a session or a message listing item; any other item is `None`
+/// (the fan-out's filter lets only those through).
+pub fn change_from_image(image: serde_dynamo::Item) -> Option<Result<switchboard_model::changes::Change, StoreError>> {
+    use switchboard_model::changes::Change;
+    let sk = match image.get(SK) {
+        Some(serde_dynamo::AttributeValue::S(sk)) => sk.clone(),
+        _ => return None,
+    };
+    let corrupt = |err: serde_dynamo::Error| StoreError::Corrupt(format!("stream image {sk}: {err}"));
+    if sk.starts_with(keys::CALL_PREFIX) {
+        Some(
+            serde_dynamo::from_item(image)
+                .map(|s| Change::Call(Box::new(s)))
+                .map_err(corrupt),
+        )
+    } else if sk.starts_with(keys::MSG_PREFIX) {
+        Some(
+            serde_dynamo::from_item(image)
+                .map(|m| Change::Message(Box::new(m)))
+                .map_err(corrupt),
+        )
+    } else {
+        None
     }
 }
 

@@ -21,16 +21,17 @@ use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::{Notify, broadcast, oneshot};
 
 use switchboard_model::calls::{CallSession, Direction, TimelineEvent};
+use switchboard_model::changes::Change;
 use switchboard_model::ids::{AccountSid, CallId, CallSid, MessageSid, WorkspaceId};
 use switchboard_model::jobs::{CopyJob, QueuedJob};
 use switchboard_model::messages::Message;
 use switchboard_model::phone::E164;
 use switchboard_model::ports::{
-    CallChange, CallQuery, CallStore, DurableQueue, IdempotencyStore, JobQueue, MessageChange, MessageQuery,
-    MessageStore, Modified, NumberStore, Page, StoreError, WorkspaceStore,
+    CallChange, CallQuery, CallStore, ChangeFeed, ChangesQuery, DurableQueue, IdempotencyStore, JobQueue,
+    MessageChange, MessageQuery, MessageStore, Modified, NumberStore, Page, StoreError, WorkspaceStore,
 };
 use switchboard_model::time::Timestamp;
 use switchboard_model::workspace::{PhoneNumber, Workspace};
@@ -66,8 +67,18 @@ const IDEMPOTENCY_EXPIRY: Def = TableDefinition::new("idempotency_expiry");
 
 /// `<ULID>` → a recording copy job waiting or retrying (the local job queue).
 const JOBS: Def = TableDefinition::new("recording_jobs");
+/// `<workspace>␟<updated_at, sortable hex>␟<CallId>` → `CallId`: sessions in
+/// the order they last changed (catching up on live events).
+const CALL_CHANGES: Def = TableDefinition::new("call_changes");
+/// `<workspace>␟<updated_at, sortable hex>␟<MessageSid>` → `MessageSid`.
+const MESSAGE_CHANGES: Def = TableDefinition::new("message_changes");
 
-const ALL_TABLES: [Def; 12] = [
+/// How many changes the live feed holds for a receiver that is behind.
+const FEED_CAPACITY: usize = 4096;
+
+const ALL_TABLES: [Def; 14] = [
+    CALL_CHANGES,
+    MESSAGE_CHANGES,
     JOBS,
     WORKSPACES,
     ACCOUNTS,
@@ -102,6 +113,8 @@ pub struct EmbeddedStore {
     path: PathBuf,
     /// Wakes the local worker when a job is queued.
     jobs_queued: Arc<Notify>,
+    /// Every session and message change, once it is durable.
+    changes: broadcast::Sender<Change>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -133,6 +146,7 @@ impl EmbeddedStore {
             db,
             path,
             jobs_queued: Arc::new(Notify::new()),
+            changes: broadcast::channel(FEED_CAPACITY).0,
         })
     }
 
@@ -516,16 +530,19 @@ impl NumberStore for EmbeddedStore {
 #[async_trait]
 impl CallStore for EmbeddedStore {
     async fn create_call(&self, session: &CallSession) -> Result<(), StoreError> {
-        let session = session.clone();
+        let stored = session.clone();
         self.write(move |txn| {
             let mut calls = txn.open_table(CALLS).map_err(unavailable)?;
-            let key = key(&[session.workspace.as_str(), session.id.as_str()]);
+            let key = key(&[stored.workspace.as_str(), stored.id.as_str()]);
             if calls.get(key.as_str()).map_err(unavailable)?.is_some() {
-                return Err(StoreError::Conflict(format!("call session {} exists", session.id)));
+                return Err(StoreError::Conflict(format!("call session {} exists", stored.id)));
             }
-            save(&mut calls, &key, &session)
+            save(&mut calls, &key, &stored)?;
+            index_change(txn, None, &stored)
         })
-        .await
+        .await?;
+        self.announce(Change::Call(Box::new(session.clone())));
+        Ok(())
     }
 
     async fn get_call(&self, workspace: &WorkspaceId, id: &CallId) -> Result<Option<CallSession>, StoreError> {
@@ -622,6 +639,14 @@ impl CallStore for EmbeddedStore {
         .await
     }
 
+    async fn calls_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<CallSession>, StoreError> {
+        self.changed(CALLS, workspace, query).await
+    }
+
     async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError> {
         let key = key(&[workspace.as_str(), sid.as_str()]);
         let linked = self
@@ -658,21 +683,63 @@ impl CallStore for EmbeddedStore {
     }
 }
 
-/// What a compare-and-set compares: how many times the value was stored.
+/// A session or a message: what a compare-and-set compares (how many times
+/// the value was stored), where the value's change index lives, and the
+/// change it announces.
 trait Versioned: Serialize + DeserializeOwned + Clone + Send + Sync + 'static {
+    const CHANGES: Def;
     fn version(&self) -> u64;
+    /// Its key in `CHANGES`, and the id that key points to.
+    fn change_key(&self) -> (String, String);
+    fn change(self) -> Change;
 }
 
 impl Versioned for CallSession {
+    const CHANGES: Def = CALL_CHANGES;
+
     fn version(&self) -> u64 {
         self.version
+    }
+
+    fn change_key(&self) -> (String, String) {
+        let id = self.id.to_string();
+        let at = sortable_time(&self.updated_at);
+        (key(&[self.workspace.as_str(), &at, &id]), id)
+    }
+
+    fn change(self) -> Change {
+        Change::Call(Box::new(self))
     }
 }
 
 impl Versioned for Message {
+    const CHANGES: Def = MESSAGE_CHANGES;
+
     fn version(&self) -> u64 {
         self.version
     }
+
+    fn change_key(&self) -> (String, String) {
+        let sid = self.sid.to_string();
+        let at = sortable_time(&self.updated_at);
+        (key(&[self.workspace.as_str(), &at, &sid]), sid)
+    }
+
+    fn change(self) -> Change {
+        Change::Message(Box::new(self))
+    }
+}
+
+/// Moves a value's entry in its change index from where `before` had it to
+/// where `after` has it, in the transaction that stores `after`.
+fn index_change<T: Versioned>(txn: &WriteTransaction, before: Option<&T>, after: &T) -> Result<(), StoreError> {
+    let mut index = txn.open_table(T::CHANGES).map_err(unavailable)?;
+    if let Some(before) = before {
+        index.remove(before.change_key().0.as_str()).map_err(unavailable)?;
+    }
+    let (key, id) = after.change_key();
+    index.insert(key.as_str(), id.as_str()).map_err(unavailable)?;
+    Ok(())
 }
 
 impl EmbeddedStore {
@@ -699,19 +766,21 @@ impl EmbeddedStore {
                     before,
                 });
             };
-            let (key_, expected, stored) = (key.to_owned(), before.version(), after.clone());
+            let (key_, replaced, stored) = (key.to_owned(), before.clone(), after.clone());
             let written = self
                 .write_if_changed(move |txn| {
                     let mut values = txn.open_table(table).map_err(unavailable)?;
                     let current: Option<T> = load(&values, &key_)?;
-                    if current.is_none_or(|current| current.version() != expected) {
+                    if current.is_none_or(|current| current.version() != replaced.version()) {
                         return Ok((false, false));
                     }
                     save(&mut values, &key_, &stored)?;
+                    index_change(txn, Some(&replaced), &stored)?;
                     Ok((true, true))
                 })
                 .await?;
             if written {
+                self.announce(after.clone().change());
                 return Ok(Modified { before, after });
             }
         }
@@ -721,21 +790,28 @@ impl EmbeddedStore {
 #[async_trait]
 impl MessageStore for EmbeddedStore {
     async fn put_message(&self, message: &Message) -> Result<bool, StoreError> {
+        let stored = message.clone();
         let message = message.clone();
-        self.write_if_changed(move |txn| {
-            let (ws, sid) = (message.workspace.as_str(), message.sid.as_str());
-            let mut messages = txn.open_table(MESSAGES).map_err(unavailable)?;
-            let message_key = key(&[ws, sid]);
-            if messages.get(message_key.as_str()).map_err(unavailable)?.is_some() {
-                return Ok((false, false));
-            }
-            save(&mut messages, &message_key, &message)?;
-            let mut order = txn.open_table(MESSAGE_ORDER).map_err(unavailable)?;
-            let position = key(&[ws, &key_suffix(&message)]);
-            order.insert(position.as_str(), sid).map_err(unavailable)?;
-            Ok((true, true))
-        })
-        .await
+        let new = self
+            .write_if_changed(move |txn| {
+                let (ws, sid) = (message.workspace.as_str(), message.sid.as_str());
+                let mut messages = txn.open_table(MESSAGES).map_err(unavailable)?;
+                let message_key = key(&[ws, sid]);
+                if messages.get(message_key.as_str()).map_err(unavailable)?.is_some() {
+                    return Ok((false, false));
+                }
+                save(&mut messages, &message_key, &message)?;
+                let mut order = txn.open_table(MESSAGE_ORDER).map_err(unavailable)?;
+                let position = key(&[ws, &key_suffix(&message)]);
+                order.insert(position.as_str(), sid).map_err(unavailable)?;
+                index_change(txn, None, &message)?;
+                Ok((true, true))
+            })
+            .await?;
+        if new {
+            self.announce(Change::Message(Box::new(stored)));
+        }
+        Ok(new)
     }
 
     async fn get_message(&self, workspace: &WorkspaceId, sid: &MessageSid) -> Result<Option<Message>, StoreError> {
@@ -769,6 +845,14 @@ impl MessageStore for EmbeddedStore {
             resolved.newest_first(after.as_deref(), query.limit, keep)
         })
         .await
+    }
+
+    async fn messages_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<Message>, StoreError> {
+        self.changed(MESSAGES, workspace, query).await
     }
 
     async fn modify_message(
@@ -1074,6 +1158,60 @@ impl JobQueue for EmbeddedStore {
             .await?;
         self.jobs_queued.notify_one();
         Ok(())
+    }
+}
+
+impl EmbeddedStore {
+    /// Tells the live feed about a change that is durable now (nobody
+    /// listening is fine).
+    fn announce(&self, change: Change) {
+        let _ = self.changes.send(change);
+    }
+
+    /// A page of what changed at or after `query.since`, oldest first, read
+    /// through the change index `T::CHANGES` from the objects in `table`.
+    async fn changed<T: Versioned>(
+        &self,
+        table: Def,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<T>, StoreError> {
+        let ws = workspace.as_str();
+        let (_, end) = prefix_range(&[ws]);
+        // Past the cursor (exclusive: the position of the last one handed
+        // out), or from the moment asked for (inclusive).
+        let start = match &query.cursor {
+            Some(cursor) => format!("{}{AFTER_SEP}", key(&[ws, &decode_cursor(cursor)?])),
+            None => key(&[ws, &sortable_time(&query.since)]),
+        };
+        let limit = page_size(query.limit);
+        self.read(|txn| {
+            let index = txn.open_table(T::CHANGES).map_err(unavailable)?;
+            let values = txn.open_table(table).map_err(unavailable)?;
+            let mut items = Vec::new();
+            let mut last_suffix = None;
+            for entry in index.range::<&str>(start.as_str()..end.as_str()).map_err(unavailable)? {
+                let (k, id) = entry.map_err(unavailable)?;
+                if items.len() == limit {
+                    return Ok(Page {
+                        items,
+                        next: last_suffix.as_deref().map(encode_cursor),
+                    });
+                }
+                let value: T = load(&values, &key(&[ws, id.value()]))?
+                    .ok_or_else(|| StoreError::Corrupt(format!("change index {:?} points to nothing", k.value())))?;
+                last_suffix = Some(k.value()[ws.len() + SEP.len_utf8()..].to_owned());
+                items.push(value);
+            }
+            Ok(Page { items, next: None })
+        })
+        .await
+    }
+}
+
+impl ChangeFeed for EmbeddedStore {
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
     }
 }
 

@@ -7,6 +7,8 @@ use std::convert::Infallible;
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use bytes::Bytes;
 pub use lambda_http::Error;
+
+pub mod live;
 use lambda_http::RequestExt;
 use switchboard::api::{Body, Request, Response};
 use switchboard::app::{App, StartupError};
@@ -46,7 +48,13 @@ pub async fn run_recording_copier() -> Result<(), Error> {
 
 /// The context, from the environment and the AWS adapters it names.
 async fn start(function: &str) -> Result<App, StartupError> {
-    let app = async {
+    Ok(start_with_sdk(function).await?.0)
+}
+
+/// The context, the SDK's configuration it was built from, and where its
+/// table is.
+async fn start_with_sdk(function: &str) -> Result<(App, aws_config::SdkConfig, AwsResources), StartupError> {
+    let started = async {
         let config = Config::from_env()?;
         let Backend::Aws {
             table,
@@ -59,17 +67,18 @@ async fn start(function: &str) -> Result<App, StartupError> {
                 "a Lambda function runs on DynamoDB: set SWITCHBOARD_STORE=dynamodb".into(),
             ));
         };
-        let adapters = switchboard_aws::open(&AwsResources {
+        let resources = AwsResources {
             table,
             kms_key_id,
             recordings_bucket,
             recording_queue_url,
-        })
-        .await;
-        App::new(config, adapters)
+        };
+        let sdk = switchboard_aws::sdk_config().await;
+        let app = App::new(config, switchboard_aws::open(&sdk, &resources))?;
+        Ok((app, sdk, resources))
     }
     .await;
-    app.inspect_err(|error| tracing::error!(error = %error_chain(error), function, "cannot start"))
+    started.inspect_err(|error| tracing::error!(error = %error_chain(error), function, "cannot start"))
 }
 
 /// One SQS batch of copy jobs. Failed copies are reported back so SQS

@@ -102,6 +102,91 @@ impl Direction {
     }
 }
 
+/// What a participant of the call's conference is to the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Role {
+    /// The person outside: the one an agent calls, or the caller.
+    Customer,
+    /// An agent's browser: rung for an inbound call, or placing a call.
+    Agent,
+    /// A supervisor listening, whispering or barging.
+    Supervisor,
+    /// Someone a call is being transferred to.
+    Transfer,
+}
+
+impl Role {
+    /// Labels are `customer`, `agent-1`, `supervisor-2`, `transfer-1`, …:
+    /// named by Switchboard, never by user input.
+    fn label_prefix(self) -> &'static str {
+        match self {
+            Self::Customer => "customer",
+            Self::Agent => "agent",
+            Self::Supervisor => "supervisor",
+            Self::Transfer => "transfer",
+        }
+    }
+}
+
+/// Where a participant's leg stands. It moves forward only: ringing, then
+/// in the conference, then gone; or from ringing straight to an end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LegState {
+    Ringing,
+    /// Answered (or connected), not yet in the conference.
+    Answered,
+    Joined,
+    Left,
+    NoAnswer,
+    Busy,
+    Failed,
+    /// Stopped ringing: someone else answered, or the caller left.
+    Canceled,
+    /// Answered after someone else did: told so, and hung up.
+    Refused,
+}
+
+impl LegState {
+    fn rank(self) -> u8 {
+        match self {
+            Self::Ringing => 0,
+            Self::Answered => 1,
+            Self::Joined => 2,
+            _ => 3,
+        }
+    }
+
+    pub fn is_over(self) -> bool {
+        self.rank() == 3
+    }
+}
+
+/// One leg of the call's conference, as Switchboard knows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Participant {
+    pub label: String,
+    pub role: Role,
+    /// The agent whose browser this is (agents and supervisors).
+    #[serde(default)]
+    pub agent: Option<AgentId>,
+    /// The phone number of a customer or an outside transfer target.
+    #[serde(default)]
+    pub number: Option<String>,
+    #[serde(default)]
+    pub call_sid: Option<CallSid>,
+    pub state: LegState,
+    #[serde(default)]
+    pub held: bool,
+    #[serde(default)]
+    pub muted: bool,
+    /// The first moment each state was reached.
+    #[serde(default)]
+    pub reached: BTreeMap<LegState, Timestamp>,
+}
+
 /// A call session as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -146,6 +231,12 @@ pub struct CallSession {
     /// Recordings of the call (and voicemails), by RecordingSid.
     #[serde(default)]
     pub recordings: BTreeMap<String, Recording>,
+    /// Every leg of the conference, by label (`customer`, `agent-1`, …).
+    #[serde(default)]
+    pub participants: BTreeMap<String, Participant>,
+    /// The label of the agent leg that answered an inbound call (the first).
+    #[serde(default)]
+    pub answered_by: Option<String>,
 }
 
 /// What `CallSession::advance` did.
@@ -161,6 +252,10 @@ pub enum Advance {
 /// it any other way (the agent left, the session expired) makes sure they are
 /// never dialed.
 pub const DIAL_CUSTOMER: &str = "dial-customer";
+/// The "do this once" step that takes an inbound caller nobody answered out
+/// of the waiting room into voicemail. Once it is claimed no agent can
+/// answer, and once an agent answered it cannot be claimed.
+pub const TO_VOICEMAIL: &str = "to-voicemail";
 
 /// The conference each session's legs meet in: unique per session.
 pub fn conference_name(id: &CallId) -> String {
@@ -199,6 +294,8 @@ impl CallSession {
             notes: None,
             disposition: None,
             recordings: BTreeMap::new(),
+            participants: BTreeMap::new(),
+            answered_by: None,
         }
     }
 
@@ -292,6 +389,147 @@ impl CallSession {
     /// Replaces a recording entry (the copy's progress and result).
     pub fn replace_recording(&mut self, recording: &Recording) {
         self.recordings.insert(recording.sid.to_string(), recording.clone());
+    }
+
+    /// The label the next participant of `role` gets: `customer` for the
+    /// (one) customer, `agent-1`, `agent-2`, … for the others.
+    pub fn next_label(&self, role: Role) -> String {
+        let prefix = role.label_prefix();
+        if role == Role::Customer {
+            return prefix.to_owned();
+        }
+        let taken = self.participants.values().filter(|p| p.role == role).count();
+        (taken + 1..)
+            .map(|n| format!("{prefix}-{n}"))
+            .find(|label| !self.participants.contains_key(label))
+            .unwrap_or_else(|| format!("{prefix}-{}", taken + 1))
+    }
+
+    /// Adds a participant, ringing, under `label`, once: a label that exists
+    /// is left as it is. True if it was new.
+    pub fn add_participant(
+        &mut self,
+        label: &str,
+        role: Role,
+        agent: Option<AgentId>,
+        number: Option<String>,
+        at: Timestamp,
+    ) -> bool {
+        if self.participants.contains_key(label) {
+            return false;
+        }
+        let participant = Participant {
+            label: label.to_owned(),
+            role,
+            agent,
+            number,
+            call_sid: None,
+            state: LegState::Ringing,
+            held: false,
+            muted: false,
+            reached: BTreeMap::from([(LegState::Ringing, at)]),
+        };
+        self.participants.insert(label.to_owned(), participant);
+        true
+    }
+
+    /// Which leg a CallSid is, first one linked wins. False if there is no
+    /// such participant.
+    pub fn link_participant(&mut self, label: &str, sid: &CallSid) -> bool {
+        let Some(participant) = self.participants.get_mut(label) else {
+            return false;
+        };
+        if participant.call_sid.is_none() {
+            participant.call_sid = Some(sid.clone());
+        }
+        true
+    }
+
+    /// The participant whose leg is `sid`.
+    pub fn participant_by_sid(&self, sid: &CallSid) -> Option<&Participant> {
+        self.participants.values().find(|p| p.call_sid.as_ref() == Some(sid))
+    }
+
+    /// A report that a participant's leg was in `state` at `at`, with the
+    /// rules of the session's own state: it moves forward only, and each
+    /// state keeps the earliest time reported. False if there is no such
+    /// participant.
+    pub fn move_participant(&mut self, label: &str, state: LegState, at: Timestamp) -> bool {
+        let Some(participant) = self.participants.get_mut(label) else {
+            return false;
+        };
+        if participant.reached.get(&state).is_none_or(|recorded| at < *recorded) {
+            participant.reached.insert(state, at);
+        }
+        if state.rank() > participant.state.rank() {
+            participant.state = state;
+        }
+        true
+    }
+
+    /// An agent leg answered an inbound call: the first one to answer wins
+    /// the call (it becomes the call's agent), true; any later one is told
+    /// it was taken, false (and its leg is `refused`).
+    pub fn answer(&mut self, label: &str, at: Timestamp) -> bool {
+        let Some(agent) = self.participants.get(label).map(|p| p.agent.clone()) else {
+            return false;
+        };
+        if self.answered_by.is_none() && (self.steps.contains_key(TO_VOICEMAIL) || self.state.is_terminal()) {
+            // Too late: the caller went to voicemail, or hung up.
+            self.move_participant(label, LegState::Refused, at);
+            return false;
+        }
+        match &self.answered_by {
+            Some(winner) => {
+                let won = winner == label;
+                if !won {
+                    self.move_participant(label, LegState::Refused, at);
+                }
+                won
+            }
+            None => {
+                self.answered_by = Some(label.to_owned());
+                self.move_participant(label, LegState::Answered, at);
+                if self.agent.is_none() {
+                    self.agent = agent;
+                }
+                true
+            }
+        }
+    }
+
+    /// The agent legs still ringing (to stop once someone answered, or the
+    /// caller left).
+    pub fn ringing_agents(&self) -> Vec<&Participant> {
+        self.participants
+            .values()
+            .filter(|p| p.role == Role::Agent && p.state == LegState::Ringing)
+            .collect()
+    }
+
+    /// Takes a caller nobody answered to voicemail, once: true for the one
+    /// caller that may move them (a claimed step), false if someone answered,
+    /// an agent leg still rings, or it is done already.
+    pub fn to_voicemail(&mut self, at: Timestamp) -> bool {
+        self.nobody_answered() && self.claim(TO_VOICEMAIL, at)
+    }
+
+    /// Nobody answered, and nobody can any more: every agent leg that was
+    /// rung is over, and none was answered.
+    pub fn nobody_answered(&self) -> bool {
+        let mut agents = self.participants.values().filter(|p| p.role == Role::Agent).peekable();
+        self.answered_by.is_none() && agents.peek().is_some() && agents.all(|p| p.state.is_over())
+    }
+
+    /// Puts a participant on hold, or takes it off. False if there is none.
+    pub fn set_held(&mut self, label: &str, held: bool) -> bool {
+        match self.participants.get_mut(label) {
+            Some(participant) => {
+                participant.held = held;
+                true
+            }
+            None => false,
+        }
     }
 
     /// Marks the session as changed since `before`: one more version, and an
@@ -466,6 +704,100 @@ mod tests {
         assert!(dialed.claim(DIAL_CUSTOMER, at(1)));
         assert!(!dialed.abandon(at(2), "too late"));
         assert_eq!(dialed.state, CallState::Created);
+    }
+
+    fn inbound() -> CallSession {
+        let mut s = session();
+        s.direction = Direction::Inbound;
+        s.agent = None;
+        for agent in ["alice", "bob", "carol"] {
+            let label = s.next_label(Role::Agent);
+            assert!(s.add_participant(&label, Role::Agent, AgentId::parse(agent).ok(), None, at(0)));
+        }
+        s
+    }
+
+    #[test]
+    fn participants_are_labelled_by_switchboard_in_order() {
+        let mut s = inbound();
+        assert_eq!(
+            s.participants.keys().collect::<Vec<_>>(),
+            ["agent-1", "agent-2", "agent-3"]
+        );
+        assert_eq!(s.next_label(Role::Customer), "customer");
+        assert_eq!(s.next_label(Role::Supervisor), "supervisor-1");
+        assert!(!s.add_participant("agent-1", Role::Agent, None, None, at(1)), "once");
+        let sid = CallSid::parse(&format!("CA{}", "2".repeat(32))).unwrap();
+        assert!(s.link_participant("agent-2", &sid));
+        assert_eq!(s.participant_by_sid(&sid).map(|p| p.label.as_str()), Some("agent-2"));
+    }
+
+    #[test]
+    fn the_first_agent_to_answer_wins_and_later_ones_are_refused() {
+        let mut s = inbound();
+        assert!(s.answer("agent-2", at(5)));
+        assert_eq!(s.agent, AgentId::parse("bob").ok());
+        assert!(s.answer("agent-2", at(6)), "the winner's duplicate answer still wins");
+        assert!(!s.answer("agent-1", at(6)));
+        assert_eq!(s.participants["agent-1"].state, LegState::Refused);
+        assert_eq!(s.answered_by.as_deref(), Some("agent-2"));
+        assert_eq!(
+            s.ringing_agents().iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
+            ["agent-3"]
+        );
+        assert!(!s.nobody_answered());
+    }
+
+    #[test]
+    fn nobody_answered_once_every_rung_leg_is_over_unanswered() {
+        let mut s = inbound();
+        assert!(!s.nobody_answered());
+        s.move_participant("agent-1", LegState::NoAnswer, at(20));
+        s.move_participant("agent-2", LegState::Busy, at(3));
+        assert!(!s.nobody_answered(), "agent-3 still rings");
+        s.move_participant("agent-3", LegState::Canceled, at(20));
+        assert!(s.nobody_answered());
+        assert!(!session().nobody_answered(), "no agent was rung: not this rule's case");
+    }
+
+    #[test]
+    fn voicemail_is_taken_once_and_then_nobody_can_answer() {
+        let mut s = inbound();
+        for label in ["agent-1", "agent-2", "agent-3"] {
+            s.move_participant(label, LegState::NoAnswer, at(20));
+        }
+        assert!(s.to_voicemail(at(21)));
+        assert!(!s.to_voicemail(at(22)), "once");
+        assert!(!s.answer("agent-1", at(23)), "a late accept is refused");
+        assert_eq!(
+            s.participants["agent-1"].state,
+            LegState::NoAnswer,
+            "it was over already"
+        );
+        let mut answered = inbound();
+        assert!(answered.answer("agent-3", at(4)));
+        for label in ["agent-1", "agent-2"] {
+            answered.move_participant(label, LegState::Canceled, at(5));
+        }
+        assert!(!answered.to_voicemail(at(6)), "never after an answer");
+    }
+
+    #[test]
+    fn legs_move_forward_only_and_keep_their_earliest_times() {
+        let mut s = inbound();
+        s.move_participant("agent-1", LegState::Joined, at(9));
+        s.move_participant("agent-1", LegState::Answered, at(8));
+        assert_eq!(
+            s.participants["agent-1"].state,
+            LegState::Joined,
+            "a late answered is no step back"
+        );
+        s.move_participant("agent-1", LegState::Joined, at(7));
+        assert_eq!(s.participants["agent-1"].reached[&LegState::Joined], at(7));
+        s.move_participant("agent-1", LegState::Left, at(30));
+        s.move_participant("agent-1", LegState::Joined, at(31));
+        assert_eq!(s.participants["agent-1"].state, LegState::Left);
+        assert!(!s.move_participant("agent-9", LegState::Left, at(1)));
     }
 
     #[test]

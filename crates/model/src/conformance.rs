@@ -29,7 +29,7 @@ use crate::ids::{
 };
 use crate::messages::{Message, MessageStatus};
 use crate::phone::E164;
-use crate::ports::store::{CallQuery, MessageQuery, Store, StoreError};
+use crate::ports::store::{CallQuery, ChangesQuery, MessageQuery, Store, StoreError};
 use crate::recordings::{Recording, RecordingStatus};
 use crate::sealed::Sealed;
 use crate::time::Timestamp;
@@ -53,9 +53,11 @@ pub async fn run_all<S: Store + ?Sized>(store: &S) {
     modify_call(store).await;
     timeline(store).await;
     list_calls(store).await;
+    calls_changed(store).await;
     call_sid_links(store).await;
     messages(store).await;
     list_messages(store).await;
+    messages_changed(store).await;
     idempotency(store).await;
     idempotency_expires(store).await;
     tenant_isolation(store).await;
@@ -1096,6 +1098,170 @@ pub async fn list_calls<S: Store + ?Sized>(store: &S) {
     assert!(
         page.items.is_empty() && page.next.is_none(),
         "an empty workspace lists nothing: {page:?}"
+    );
+}
+
+/// Every listed session in change order, from `since`, `limit` at a time.
+async fn all_changed_calls<S: Store + ?Sized>(
+    store: &S,
+    ws: &WorkspaceId,
+    since: Timestamp,
+    limit: usize,
+) -> Vec<(CallId, Timestamp)> {
+    let mut query = ChangesQuery {
+        since,
+        limit,
+        cursor: None,
+    };
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        let page = store.calls_changed(ws, &query).await.expect("calls_changed");
+        assert!(page.items.len() <= limit, "a page holds at most `limit`");
+        seen.extend(page.items.iter().map(|s| (s.id.clone(), s.updated_at)));
+        match page.next {
+            Some(next) => query.cursor = Some(next),
+            None => return seen,
+        }
+    }
+    panic!("calls_changed never ended");
+}
+
+/// What changed, oldest change first, from a moment on: objects that change
+/// again move to the end; two objects that share a moment are both listed,
+/// across pages; a moment is inclusive; another workspace sees nothing.
+pub async fn calls_changed<S: Store + ?Sized>(store: &S) {
+    let ws = fresh_workspace("chg");
+    let other = fresh_workspace("chg");
+    let mut clock = Clock::new();
+    let start = clock.later();
+    // Five sessions, two created in the very same millisecond.
+    let mut sessions = Vec::new();
+    for i in 0..5 {
+        let mut session = clock.session(&ws, Direction::Outbound, Some(agent("alice")));
+        if i == 3 {
+            session.created_at = sessions
+                .last()
+                .map_or(session.created_at, |s: &CallSession| s.created_at);
+            session.updated_at = session.created_at;
+            session.reached = BTreeMap::from([(CallState::Created, session.created_at)]);
+        }
+        create(store, &session).await;
+        sessions.push(session);
+    }
+    create(store, &clock.session(&other, Direction::Outbound, Some(agent("bob")))).await;
+
+    let listed = all_changed_calls(store, &ws, start, 2).await;
+    let ids: Vec<CallId> = listed.iter().map(|(id, _)| id.clone()).collect();
+    let mut expected: Vec<&CallSession> = sessions.iter().collect();
+    expected.sort_by(|a, b| (a.updated_at, a.id.as_str()).cmp(&(b.updated_at, b.id.as_str())));
+    assert_eq!(
+        ids,
+        expected.iter().map(|s| s.id.clone()).collect::<Vec<_>>(),
+        "every session, oldest change first, ties in id order, none lost across pages of 2"
+    );
+
+    // One changes again: it is listed once, at its new moment.
+    let changed = store
+        .modify_call(&ws, &sessions[4].id, &|s| s.notes = Some("later".into()))
+        .await
+        .expect("modify_call");
+    let listed = all_changed_calls(store, &ws, start, 2).await;
+    assert_eq!(listed.len(), 5, "a changed session is listed once: {listed:?}");
+    assert!(
+        listed.contains(&(sessions[4].id.clone(), changed.after.updated_at)),
+        "{listed:?}"
+    );
+    assert!(
+        listed
+            .windows(2)
+            .all(|w| (w[0].1, w[0].0.as_str()) < (w[1].1, w[1].0.as_str())),
+        "still in change order: {listed:?}"
+    );
+
+    // From exactly a change's moment: it is listed (inclusive), with
+    // everything after it.
+    let since = changed.after.updated_at;
+    let from_it = all_changed_calls(store, &ws, since, 10).await;
+    assert_eq!(from_it, [(sessions[4].id.clone(), since)], "a moment is inclusive");
+    let after_all = all_changed_calls(store, &ws, since.plus_millis(1), 10).await;
+    assert!(after_all.is_empty(), "nothing changed after the last change");
+
+    // A shared millisecond at a page boundary: both are listed.
+    let tie = sessions[3].updated_at;
+    let at_tie = all_changed_calls(store, &ws, tie, 1).await;
+    let tied: Vec<_> = at_tie.iter().filter(|(_, at)| *at == tie).collect();
+    assert_eq!(
+        tied.len(),
+        2,
+        "both sessions of the shared millisecond, one page each: {at_tie:?}"
+    );
+
+    let bad = store
+        .calls_changed(
+            &ws,
+            &ChangesQuery {
+                since: start,
+                limit: 1,
+                cursor: Some("%%%".into()),
+            },
+        )
+        .await;
+    assert!(matches!(bad, Err(StoreError::InvalidCursor(_))), "{bad:?}");
+    let theirs = all_changed_calls(store, &other, start, 10).await;
+    assert_eq!(theirs.len(), 1, "the other workspace lists only its own");
+}
+
+pub async fn messages_changed<S: Store + ?Sized>(store: &S) {
+    let ws = fresh_workspace("mchg");
+    let mut clock = Clock::new();
+    let (ours, theirs) = (fresh_number(), fresh_number());
+    let start = clock.later();
+    let first = clock.message(&ws, Direction::Inbound, &theirs, &ours);
+    let second = clock.message(&ws, Direction::Outbound, &ours, &theirs);
+    for message in [&first, &second] {
+        assert!(store.put_message(message).await.expect("put_message"));
+    }
+    let ws_ref = &ws;
+    let list = |since: Timestamp| async move {
+        store
+            .messages_changed(
+                ws_ref,
+                &ChangesQuery {
+                    since,
+                    limit: 10,
+                    cursor: None,
+                },
+            )
+            .await
+            .expect("messages_changed")
+            .items
+            .into_iter()
+            .map(|m| m.sid)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list(start).await,
+        [first.sid.clone(), second.sid.clone()],
+        "oldest change first"
+    );
+    assert!(
+        store
+            .advance_message_status(&ws, &first.sid, &MessageStatus::Read)
+            .await
+            .expect("advance_message_status")
+    );
+    let moved = get_message(store, &ws, &first.sid).await.expect("the message exists");
+    let listed = list(start).await;
+    let expected_order = if moved.updated_at > second.updated_at {
+        [second.sid.clone(), first.sid.clone()]
+    } else {
+        [first.sid.clone(), second.sid.clone()]
+    };
+    assert_eq!(listed, expected_order, "in the order they last changed, each once");
+    assert_eq!(
+        list(moved.updated_at).await.first(),
+        Some(&first.sid),
+        "a status change is listed from its own moment"
     );
 }
 

@@ -5,9 +5,10 @@
 //!
 //! Layers, each importing only from those above it in this list:
 //! `ids`, `phone`, `time`, `sealed` → `recordings`, `workspace`, `jobs` →
-//! `calls`, `messages` → `ports` → `conformance`.
+//! `calls`, `messages` → `changes` → `ports` → `conformance`.
 
 pub mod calls;
+pub mod changes;
 pub mod ids;
 pub mod jobs;
 pub mod messages;

@@ -57,6 +57,23 @@ pub struct WorkspaceSettings {
     pub delete_twilio_recording_after_copy: bool,
     /// Answer inbound texts with this, when set.
     pub sms_auto_reply: Option<String>,
+    /// How long agents' browsers ring for an inbound call before the caller
+    /// goes to voicemail (`None`: `DEFAULT_RING_SECONDS`).
+    pub ring_seconds: Option<u32>,
+    /// What an inbound caller hears while waiting for an agent (an http(s)
+    /// URL of audio or TwiML); `None`: Twilio's own hold music.
+    pub wait_url: Option<String>,
+}
+
+/// Agents ring this long for an inbound call unless the workspace says.
+pub const DEFAULT_RING_SECONDS: u32 = 20;
+/// The ring times a workspace may choose (Twilio rings a leg 5 to 600 s).
+pub const RING_SECONDS: std::ops::RangeInclusive<u32> = 5..=120;
+
+impl WorkspaceSettings {
+    pub fn ring_seconds(&self) -> u32 {
+        self.ring_seconds.unwrap_or(DEFAULT_RING_SECONDS)
+    }
 }
 
 /// A phone number of the workspace's Twilio account, and who answers it.

@@ -29,6 +29,7 @@ struct MediaState {
     recordings: HashMap<String, Media>,
     deleted: Vec<String>,
     downloads: usize,
+    failing_deletes: usize,
 }
 
 pub struct MediaServer {
@@ -58,6 +59,11 @@ impl MediaServer {
 
     pub fn serve(&self, sid: &str, media: Media) {
         self.state.lock().unwrap().recordings.insert(sid.to_owned(), media);
+    }
+
+    /// The next `count` deletes answer 500 (Twilio having a bad moment).
+    pub fn fail_deletes(&self, count: usize) {
+        self.state.lock().unwrap().failing_deletes = count;
     }
 
     pub fn deleted(&self) -> Vec<String> {
@@ -150,6 +156,10 @@ async fn delete(
         return StatusCode::NOT_FOUND;
     };
     let mut state = state.lock().unwrap();
+    if state.failing_deletes > 0 {
+        state.failing_deletes -= 1;
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
     match state.recordings.remove(sid) {
         Some(_) => {
             state.deleted.push(sid.to_owned());

@@ -49,6 +49,24 @@ pub async fn kms() -> aws_sdk_kms::Client {
     aws_sdk_kms::Client::new(&sdk_config().await)
 }
 
+pub async fn sqs() -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(&sdk_config().await)
+}
+
+/// A fresh queue, its client and its URL.
+pub async fn fresh_queue() -> (aws_sdk_sqs::Client, String) {
+    let client = sqs().await;
+    let name = unique_name("sb-test");
+    let created = client
+        .create_queue()
+        .queue_name(&name)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("creating queue {name} in moto: {err:?}"));
+    let url = created.queue_url().expect("CreateQueue returns the URL").to_owned();
+    (client, url)
+}
+
 /// Path-style addressing: moto serves every bucket on one host.
 pub async fn s3() -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::config::Builder::from(&sdk_config().await)

@@ -15,15 +15,26 @@ use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, Timelin
 use crate::ports::CallQuery;
 use crate::time::Timestamp;
 use crate::twilio::rest::{EndCall, TwilioClient, TwilioError};
+use crate::views;
 
 /// Twilio's own hold music (classical), served from Twilio's public bucket.
 pub const HOLD_MUSIC_URL: &str = "https://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3";
 const MAX_NOTES_CHARS: usize = 4000;
 const MAX_DISPOSITION_CHARS: usize = 64;
 
-/// `GET /calls?agent=&direction=&status=&limit=&cursor=`: newest first.
+/// `GET /calls?agent=&direction=&status=&limit=&cursor=`: newest first; or
+/// `GET /calls?updatedAfter=&limit=&cursor=`: what changed at or after a
+/// moment, oldest change first (a client catching up on live events).
 pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
     let params = request.query_params();
+    if let Some(query) = api::changes_query(&params, &["agent", "direction", "status"])? {
+        let page = app.store.calls_changed(&agent.workspace, &query).await?;
+        let calls: Vec<_> = page.items.iter().map(views::call).collect();
+        return Ok(api::json_response(
+            StatusCode::OK,
+            &serde_json::json!({"calls": calls, "next": page.next}),
+        ));
+    }
     let bad = |name: &str, value: &str| ApiError::BadRequest(format!("{name}={value:?} is not valid"));
     let query = CallQuery {
         agent: match params.get("agent") {
@@ -44,7 +55,7 @@ pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response,
     let page = app.store.list_calls(&agent.workspace, &query).await?;
     let mut calls = Vec::with_capacity(page.items.len());
     for session in page.items {
-        calls.push(expire_if_stale(app, session).await?);
+        calls.push(views::call(&expire_if_stale(app, session).await?));
     }
     Ok(api::json_response(
         StatusCode::OK,
@@ -75,7 +86,7 @@ fn may_control(agent: &Agent, session: &CallSession) -> Result<(), ApiError> {
 pub async fn get(app: &App, agent: Agent, request: Request) -> Result<Response, ApiError> {
     let session = load(app, &agent, &request).await?;
     let timeline = app.store.timeline(&agent.workspace, &session.id).await?;
-    let mut body = serde_json::to_value(&session).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let mut body = views::call(&session);
     body["timeline"] = serde_json::to_value(timeline).map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(api::json_response(StatusCode::OK, &body))
 }
@@ -118,7 +129,7 @@ pub async fn annotate(app: &App, agent: Agent, request: Request) -> Result<Respo
     };
     app.store.update_call(&agent.workspace, &session.id, &update).await?;
     let session = load(app, &agent, &request).await?;
-    Ok(api::json_response(StatusCode::OK, &session))
+    Ok(api::json_response(StatusCode::OK, &views::call(&session)))
 }
 
 async fn twilio(app: &App, agent: &Agent) -> Result<TwilioClient, ApiError> {

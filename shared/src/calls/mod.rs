@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod outbound;
+pub mod ring;
 pub mod status;
 pub mod voice;
 
@@ -30,6 +31,11 @@ pub fn status_url(app: &App, call: &CallId, leg: Option<&str>) -> String {
         Some(leg) => url(app, paths::STATUS_CALLBACK, call, &format!("&leg={leg}")),
         None => url(app, paths::STATUS_CALLBACK, call, ""),
     }
+}
+
+/// Where Twilio asks what an agent's accepted leg does (`ring`).
+pub fn answer_url(app: &App, call: &CallId, label: &str) -> String {
+    url(app, paths::AGENT_ANSWER_TWIML, call, &format!("&label={label}"))
 }
 
 pub fn customer_twiml_url(app: &App, call: &CallId) -> String {

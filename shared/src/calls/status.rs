@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 
 use crate::api::{Request, Response, empty_twiml};
 use crate::app::App;
-use crate::calls::{DIAL_CUSTOMER, customer_twiml_url, status_url};
+use crate::calls::{DIAL_CUSTOMER, customer_twiml_url, ring, status_url, voicemail_url};
 use crate::ids::{CallId, CallSid};
-use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, TimelineEvent};
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, LegState, Role, TO_VOICEMAIL, TimelineEvent};
 use crate::telemetry::error_chain;
 use crate::time::Timestamp;
-use crate::twilio::access_token::agent_from_identity;
 use crate::twilio::rest::{EndCall, NewCall, TwilioClient};
 use crate::twilio::twiml::Response as Twiml;
 use crate::twilio::webhooks::{CallStatus, ConferenceEvent, StatusCallback, Unknown};
@@ -111,14 +110,116 @@ pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Resp
         (_, Some(sid)) if session.customer_call_sid.as_ref() == Some(sid) => Leg::Customer,
         _ => Leg::Unknown,
     };
+    // The participant the callback is about: named in our URL (a rung agent),
+    // else found by its leg.
+    let label = query
+        .get("label")
+        .filter(|label| session.participants.contains_key(*label))
+        .map(str::to_owned)
+        .or_else(|| {
+            let sid = form.call_sid.as_ref()?;
+            session.participant_by_sid(sid).map(|p| p.label.clone())
+        });
 
     record(app, &session, &form, leg, at).await?;
     match (&form.status_callback_event, &form.call_status) {
-        (Some(event), _) => on_conference_event(app, &hook, &session, &form, event, leg, at).await?,
-        (None, Some(status)) => on_call_status(app, &hook, &session, &form, status, leg, at).await?,
+        (Some(event), _) => {
+            on_participant_event(app, &session, event, label.as_deref(), at).await?;
+            on_conference_event(app, &hook, &session, &form, event, leg, label.as_deref(), at).await?;
+        }
+        (None, Some(status)) => match (session.direction, leg, label) {
+            (Direction::Inbound, Leg::Agent, Some(label)) => {
+                on_rung_agent_status(app, &hook, &session, status, &label, at).await?;
+            }
+            _ => on_call_status(app, &hook, &session, &form, status, leg, at).await?,
+        },
         (None, None) => {}
     }
     Ok(empty_twiml())
+}
+
+/// What a conference event says of one participant: it joined, left, or
+/// was put on hold or taken off it.
+async fn on_participant_event(
+    app: &App,
+    session: &CallSession,
+    event: &ConferenceEvent,
+    label: Option<&str>,
+    at: Timestamp,
+) -> Result<(), WebhookError> {
+    let Some(label) = label else { return Ok(()) };
+    let moved: Option<&(dyn Fn(&mut CallSession) + Sync)> = match event {
+        ConferenceEvent::ParticipantJoin => Some(&|s: &mut CallSession| {
+            s.move_participant(label, LegState::Joined, at);
+        }),
+        ConferenceEvent::ParticipantLeave => Some(&|s: &mut CallSession| {
+            s.move_participant(label, LegState::Left, at);
+        }),
+        ConferenceEvent::ParticipantHold => Some(&|s: &mut CallSession| {
+            s.set_held(label, true);
+        }),
+        ConferenceEvent::ParticipantUnhold => Some(&|s: &mut CallSession| {
+            s.set_held(label, false);
+        }),
+        _ => None,
+    };
+    if let Some(change) = moved {
+        app.store.modify_call(&session.workspace, &session.id, &change).await?;
+    }
+    Ok(())
+}
+
+/// A rung agent's leg of an inbound call moved. When the last of them ends
+/// unanswered (no answer, busy, failed, canceled), the caller is taken out
+/// of the waiting room into voicemail: a claimed step, so exactly once
+/// however these callbacks race.
+async fn on_rung_agent_status(
+    app: &App,
+    hook: &Webhook,
+    session: &CallSession,
+    status: &CallStatus,
+    label: &str,
+    at: Timestamp,
+) -> Result<(), WebhookError> {
+    let state = match status {
+        CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => LegState::Ringing,
+        CallStatus::InProgress | CallStatus::Answered => LegState::Answered,
+        CallStatus::Completed => LegState::Left,
+        CallStatus::Busy => LegState::Busy,
+        CallStatus::NoAnswer => LegState::NoAnswer,
+        CallStatus::Failed => LegState::Failed,
+        CallStatus::Canceled | CallStatus::Other(_) => LegState::Canceled,
+    };
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            // A leg that ends without having been answered never was in the call.
+            let answered = s.participants.get(label).is_some_and(|p| p.state >= LegState::Answered);
+            let state = if state == LegState::Left && !answered {
+                LegState::Canceled
+            } else {
+                state
+            };
+            s.move_participant(label, state, at);
+            s.to_voicemail(at);
+        })
+        .await?;
+    let claimed = |s: &CallSession| s.steps.contains_key(TO_VOICEMAIL);
+    if claimed(&modified.after) && !claimed(&modified.before) {
+        let Some(caller) = modified.after.customer_call_sid.clone() else {
+            return Ok(());
+        };
+        tracing::info!(call = %session.id, "nobody answered: the caller goes to voicemail");
+        let client = twilio(app, hook).await?;
+        if let Err(error) = client
+            .redirect_call_to(&caller, &voicemail_url(app, &session.id, ""))
+            .await
+        {
+            // The caller may have hung up meanwhile.
+            tracing::warn!(call = %session.id, error = %error_chain(&error), "could not send the caller to voicemail");
+        }
+    }
+    Ok(())
 }
 
 /// Appends the event to the timeline once (keyed so that duplicates collapse).
@@ -160,6 +261,7 @@ async fn record(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn on_conference_event(
     app: &App,
     hook: &Webhook,
@@ -167,6 +269,7 @@ async fn on_conference_event(
     form: &StatusCallback,
     event: &ConferenceEvent,
     leg: Leg,
+    label: Option<&str>,
     at: Timestamp,
 ) -> Result<(), WebhookError> {
     let (ws, id) = (&session.workspace, &session.id);
@@ -183,7 +286,12 @@ async fn on_conference_event(
         (ConferenceEvent::ParticipantJoin, Leg::Agent) if session.is_outbound() => {
             dial_customer(app, hook, session, at).await
         }
-        (ConferenceEvent::ParticipantJoin, Leg::Customer) => {
+        (ConferenceEvent::ParticipantJoin, Leg::Customer) if session.is_outbound() => {
+            app.store.advance_call(ws, id, CallState::InProgress, at).await?;
+            Ok(())
+        }
+        // The agent who answered an inbound call joined the waiting caller.
+        (ConferenceEvent::ParticipantJoin, _) if !session.is_outbound() && label == session.answered_by.as_deref() => {
             app.store.advance_call(ws, id, CallState::InProgress, at).await?;
             Ok(())
         }
@@ -222,32 +330,61 @@ async fn on_call_status(
                 };
                 app.store.update_call(ws, id, &update).await?;
             }
-            if session.direction == Direction::Inbound && !state.is_terminal() {
-                // An inbound caller is "in progress" as soon as our TwiML runs;
-                // the call is only in progress once an agent answers.
-                return Ok(());
+            if session.direction == Direction::Inbound {
+                return caller_status(app, hook, session, form, state, at).await;
             }
             app.store.advance_call(ws, id, state, at).await?;
             finish_leg(app, hook, session, form, state).await
         }
         (Direction::Outbound, Leg::Agent) if state.is_terminal() => agent_gone(app, hook, session, at).await,
-        (Direction::Inbound, Leg::Agent) if state == CallState::InProgress => {
-            // One of the rung agents answered.
-            app.store.advance_call(ws, id, CallState::InProgress, at).await?;
-            let agent = form
-                .to
-                .as_deref()
-                .and_then(|to| to.strip_prefix("client:"))
-                .and_then(agent_from_identity);
-            let update = CallUpdate {
-                agent,
-                ..CallUpdate::default()
-            };
-            app.store.update_call(ws, id, &update).await?;
-            Ok(())
-        }
         _ => Ok(()),
     }
+}
+
+/// The caller's leg of an inbound call. It is "in progress" as soon as our
+/// TwiML runs; the call is in progress only once an agent joins. When it
+/// ends: a caller who hung up while waiting leaves the call `canceled`, with
+/// how long they waited, and the agents stop ringing; otherwise the call
+/// ends as Twilio says (`completed` after a conversation; a voicemail left
+/// it `no-answer` already, and that sticks).
+async fn caller_status(
+    app: &App,
+    hook: &Webhook,
+    session: &CallSession,
+    form: &StatusCallback,
+    state: CallState,
+    at: Timestamp,
+) -> Result<(), WebhookError> {
+    if !state.is_terminal() {
+        return Ok(());
+    }
+    let duration = form.call_duration.as_deref().and_then(|d| d.parse::<u32>().ok());
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            let waiting = s.answered_by.is_none() && !s.steps.contains_key(TO_VOICEMAIL);
+            if waiting {
+                let waited = (at.unix_millis() - s.created_at.unix_millis()).max(0) / 1000;
+                s.advance(CallState::Canceled, at);
+                s.apply(&CallUpdate {
+                    end_reason: Some(format!("the caller hung up after waiting {waited} s")),
+                    duration_seconds: duration,
+                    ..CallUpdate::default()
+                });
+            } else {
+                s.advance(state, at);
+                s.apply(&CallUpdate {
+                    duration_seconds: duration,
+                    ..CallUpdate::default()
+                });
+            }
+            s.move_participant("customer", LegState::Left, at);
+        })
+        .await?;
+    if modified.after.answered_by.is_none() {
+        ring::stop_ringing(app, &hook.workspace, &modified.after).await;
+    }
+    Ok(())
 }
 
 /// What a leg's final status leaves behind: its duration, why it ended, and
@@ -306,12 +443,17 @@ async fn dial_customer(app: &App, hook: &Webhook, session: &CallSession, at: Tim
     match placed {
         Ok(call) => {
             app.store.link_call_sid(ws, &call.sid, id).await?;
-            let update = CallUpdate {
-                customer_call_sid: Some(call.sid),
-                ..CallUpdate::default()
-            };
-            app.store.update_call(ws, id, &update).await?;
-            app.store.advance_call(ws, id, CallState::Dialing, at).await?;
+            app.store
+                .modify_call(ws, id, &|s| {
+                    s.apply(&CallUpdate {
+                        customer_call_sid: Some(call.sid.clone()),
+                        ..CallUpdate::default()
+                    });
+                    s.add_participant("customer", Role::Customer, None, Some(s.to.clone()), at);
+                    s.link_participant("customer", &call.sid);
+                    s.advance(CallState::Dialing, at);
+                })
+                .await?;
             tracing::info!(call = %id, "dialed the customer");
         }
         Err(error) => {

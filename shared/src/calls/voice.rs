@@ -6,20 +6,19 @@ use std::time::Duration;
 
 use crate::api::{Request, Response, twiml};
 use crate::app::App;
+use crate::calls::ring;
 use crate::calls::{expire_if_stale, outbound, recording_url, status_url, voicemail_url};
 use crate::ids::{CallId, CallSid};
-use crate::model::calls::{CallSession, CallState, CallUpdate, Direction};
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, LegState, Role, TO_VOICEMAIL};
 use crate::phone::E164;
 use crate::ports::StoreError;
 use crate::time::Timestamp;
 use crate::twilio::access_token::{agent_from_identity, agent_identity};
 use crate::twilio::twiml::{Conference, Dial, Record, Response as Twiml};
-use crate::twilio::webhooks::{CallStatus, VoiceRequest};
+use crate::twilio::webhooks::VoiceRequest;
 use crate::webhook::{Webhook, WebhookError, session_from_query};
 use crate::workspace::Workspace;
 
-/// How long agents ring for an inbound call before voicemail.
-pub const AGENT_RING_SECONDS: u32 = 20;
 pub const VOICEMAIL_MAX_SECONDS: u32 = 120;
 /// How long an inbound call's CallSid is remembered to find its session again.
 const INBOUND_KEY_TTL: Duration = Duration::from_secs(86_400);
@@ -81,11 +80,20 @@ pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Respon
         return Ok(twiml(Twiml::say_and_hang_up("This call has already ended. Goodbye.")));
     }
     app.store.link_call_sid(&ws.id, &form.call_sid, &session.id).await?;
-    let leg = CallUpdate {
-        agent_call_sid: Some(form.call_sid),
-        ..CallUpdate::default()
-    };
-    app.store.update_call(&ws.id, &session.id, &leg).await?;
+    let now = Timestamp::now();
+    app.store
+        .modify_call(&ws.id, &session.id, &|s| {
+            s.apply(&CallUpdate {
+                agent_call_sid: Some(form.call_sid.clone()),
+                ..CallUpdate::default()
+            });
+            // The placing agent's browser: the call's first agent.
+            let agent = s.agent.clone();
+            s.add_participant("agent-1", Role::Agent, agent, None, now);
+            s.link_participant("agent-1", &form.call_sid);
+            s.move_participant("agent-1", LegState::Answered, now);
+        })
+        .await?;
     Ok(twiml(agent_conference(app, ws, &session)))
 }
 
@@ -103,8 +111,10 @@ pub async fn customer(app: &App, hook: Webhook, request: Request) -> Result<Resp
     Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
 }
 
-/// `POST /twilio/voice/inbound`, every number's Voice URL: ring the number's
-/// agents in their browsers, all at once; voicemail if nobody answers.
+/// `POST /twilio/voice/inbound`, every number's Voice URL: the caller waits
+/// in the call's conference (music, not silence) while every agent of the
+/// number is rung in the browser; the first to answer joins and starts it.
+/// A number with no agents goes to voicemail at once.
 pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Response, WebhookError> {
     let form: VoiceRequest = hook.form()?;
     let ws = &hook.workspace;
@@ -123,20 +133,86 @@ pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Resp
     if owned.agents.is_empty() {
         return Ok(twiml(to_voicemail(app, &session).await?));
     }
-    let call_param = [("callId", session.id.as_str())];
-    let agent_status = status_url(app, &session.id, Some("agent"));
-    let dial = owned.agents.iter().fold(
-        Dial::new()
-            .timeout(AGENT_RING_SECONDS)
-            .answer_on_bridge()
-            .action(&voicemail_url(app, &session.id, "")),
-        |dial, agent| dial.client_with_status(&agent_identity(agent), &call_param, &agent_status),
-    );
-    Ok(twiml(Twiml::new().dial(dial)))
+    if session.state.is_terminal() || session.steps.contains_key(TO_VOICEMAIL) {
+        // Twilio asked again after the call moved on.
+        return Ok(twiml(Twiml::say_and_hang_up("Sorry, this call has ended. Goodbye.")));
+    }
+    if !ring::ring_agents(app, ws, &session, &owned.agents).await? {
+        // No agent could be rung at all.
+        return Ok(twiml(to_voicemail(app, &session).await?));
+    }
+    Ok(twiml(caller_waits(app, ws, &session)))
+}
+
+/// The caller's leg: into the conference, waiting (it does not start it)
+/// with music until an agent joins; the caller leaving ends it.
+fn caller_waits(app: &App, workspace: &Workspace, session: &CallSession) -> Twiml {
+    let mut conference = Conference::new(&session.conference)
+        .start_conference_on_enter(false)
+        .end_conference_on_exit(true)
+        .beep(false)
+        .status_callback(
+            &status_url(app, &session.id, None),
+            &["start", "end", "join", "leave", "hold"],
+        );
+    if let Some(wait_url) = &workspace.settings.wait_url {
+        conference = conference.wait_url(wait_url);
+    }
+    if workspace.settings.record {
+        conference = conference.record_from_start(&recording_url(app, &session.id));
+    }
+    Twiml::new().dial(Dial::new().conference(conference))
+}
+
+/// `POST /twilio/voice/answer?callId=&label=`: an agent's browser accepted
+/// the call it was rung for. The first to answer joins the conference and
+/// starts it, and every other agent's browser stops ringing at once; an
+/// accept that comes after someone else's is told so and hung up.
+pub async fn answer(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
+    let form: VoiceRequest = hook.form()?;
+    let query = request.query_params();
+    let label = query
+        .get("label")
+        .filter(|label| label.len() <= 32)
+        .ok_or_else(|| WebhookError::BadRequest("missing label".into()))?
+        .to_owned();
+    let session = session_from_query(app, &hook, &request).await?;
+    let now = Timestamp::now();
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            s.link_participant(&label, &form.call_sid);
+            if s.answer(&label, now) {
+                s.apply(&CallUpdate {
+                    agent_call_sid: Some(form.call_sid.clone()),
+                    ..CallUpdate::default()
+                });
+            }
+        })
+        .await?;
+    let after = &modified.after;
+    if after.answered_by.as_deref() != Some(label.as_str()) {
+        tracing::info!(call = %session.id, %label, "a late accept was refused");
+        return Ok(twiml(Twiml::say_and_hang_up(
+            "Another agent has answered this call. Goodbye.",
+        )));
+    }
+    app.store
+        .link_call_sid(&session.workspace, &form.call_sid, &session.id)
+        .await?;
+    if modified.before.answered_by.is_none() {
+        tracing::info!(call = %session.id, %label, "an agent answered");
+        ring::stop_ringing(app, &hook.workspace, after).await;
+    }
+    let conference = Conference::new(&session.conference)
+        .start_conference_on_enter(true)
+        .end_conference_on_exit(true)
+        .beep(false);
+    Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
 }
 
 /// The session of an inbound call: created once per CallSid, however often
-/// Twilio asks, with the caller's leg linked to it.
+/// Twilio asks, with the caller's leg linked to it as its customer.
 async fn inbound_session(
     app: &App,
     ws: &Workspace,
@@ -144,30 +220,36 @@ async fn inbound_session(
     from: Option<&str>,
     number: &E164,
 ) -> Result<CallSession, WebhookError> {
-    let fresh = CallSession::new(
+    let now = Timestamp::now();
+    let caller: String = from.unwrap_or("anonymous").chars().take(64).collect();
+    let mut fresh = CallSession::new(
         ws.id.clone(),
         Direction::Inbound,
         None,
-        from.unwrap_or("anonymous").chars().take(64).collect(),
+        caller.clone(),
         number.to_string(),
-        Timestamp::now(),
+        now,
     );
     let stored = app
         .store
         .remember(&ws.id, &format!("inbound:{sid}"), fresh.id.as_str(), INBOUND_KEY_TTL)
         .await?;
     let id = CallId::parse(&stored).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let session = fresh.with_id(id);
-    match app.store.create_call(&session).await {
-        Ok(()) | Err(StoreError::Conflict(_)) => {}
+    fresh = fresh.with_id(id);
+    fresh.add_participant("customer", Role::Customer, None, Some(caller), now);
+    fresh.link_participant("customer", sid);
+    fresh.move_participant("customer", LegState::Answered, now);
+    fresh.customer_call_sid = Some(sid.clone());
+    let session = match app.store.create_call(&fresh).await {
+        Ok(()) => fresh,
+        Err(StoreError::Conflict(_)) => app
+            .store
+            .get_call(&ws.id, &fresh.id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(fresh.id.to_string()))?,
         Err(error) => return Err(error.into()),
-    }
-    app.store.link_call_sid(&ws.id, sid, &session.id).await?;
-    let leg = CallUpdate {
-        customer_call_sid: Some(sid.clone()),
-        ..CallUpdate::default()
     };
-    app.store.update_call(&ws.id, &session.id, &leg).await?;
+    app.store.link_call_sid(&ws.id, sid, &session.id).await?;
     Ok(session)
 }
 
@@ -176,6 +258,8 @@ async fn to_voicemail(app: &App, session: &CallSession) -> Result<Twiml, Webhook
     let now = Timestamp::now();
     app.store
         .modify_call(&session.workspace, &session.id, &|s| {
+            // No agent may answer from here on (a leg still ringing is refused).
+            s.claim(TO_VOICEMAIL, now);
             s.advance(CallState::NoAnswer, now);
             s.apply(&CallUpdate {
                 end_reason: Some("no agent answered; voicemail".into()),
@@ -200,18 +284,15 @@ fn voicemail(app: &App, call: &CallId) -> Twiml {
         .hangup()
 }
 
-/// `POST /twilio/voice/voicemail?callId=`: where an inbound `<Dial>` ends. An
-/// answered call just hangs up; otherwise the caller leaves a message.
-pub async fn after_ringing(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
+/// `POST /twilio/voice/voicemail?callId=`: where a caller nobody answered is
+/// sent (out of the conference's waiting room): they leave a message. After
+/// the recording (`&step=done`), goodbye.
+pub async fn voicemail_twiml(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
     let session = session_from_query(app, &hook, &request).await?;
     if request.query_params().get("step") == Some("done") {
         return Ok(twiml(Twiml::say_and_hang_up("Thank you. Goodbye.")));
     }
-    let form: VoiceRequest = hook.form()?;
-    if matches!(
-        form.dial_call_status,
-        Some(CallStatus::Completed | CallStatus::Answered)
-    ) {
+    if session.answered_by.is_some() {
         return Ok(twiml(Twiml::new().hangup()));
     }
     Ok(twiml(to_voicemail(app, &session).await?))

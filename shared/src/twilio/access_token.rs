@@ -113,6 +113,20 @@ pub fn agent_identity(agent: &AgentId) -> String {
 
 /// The agent an identity was made from, for readable identities (hashed ones
 /// cannot be reversed; those agents must go through `POST /calls`).
+/// Where a call to an agent's browser goes (`client:<identity>`), with custom
+/// parameters the browser's `Call` carries (`call.customParameters`).
+pub fn client_address(agent: &AgentId, parameters: &[(&str, &str)]) -> String {
+    let mut address = format!("client:{}", agent_identity(agent));
+    if !parameters.is_empty() {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(parameters)
+            .finish();
+        address.push('?');
+        address.push_str(&query);
+    }
+    address
+}
+
 pub fn agent_from_identity(identity: &str) -> Option<AgentId> {
     let encoded = identity.strip_prefix("agent_")?;
     let mut bytes = Vec::with_capacity(encoded.len());

@@ -228,6 +228,16 @@ impl TwilioClient {
         self.create(self.url("/Messages.json")?, &form).await
     }
 
+    /// Sends a live call to other TwiML, fetched from `url` (POST): an
+    /// inbound caller out of the conference's waiting room into voicemail.
+    pub async fn redirect_call_to(&self, sid: &CallSid, url: &str) -> Result<CallResource, TwilioError> {
+        self.update(
+            self.url(&format!("/Calls/{sid}.json"))?,
+            &[("Url", url), ("Method", "POST")],
+        )
+        .await
+    }
+
     /// Replaces what a live call is doing with `twiml` (a message, then hang up).
     pub async fn redirect_call(&self, sid: &CallSid, twiml: &str) -> Result<CallResource, TwilioError> {
         self.update(self.url(&format!("/Calls/{sid}.json"))?, &[("Twiml", twiml)])

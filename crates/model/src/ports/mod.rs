@@ -2,11 +2,13 @@
 //! outside world. Adapters (DynamoDB, redb, S3, local files, KMS, SQS)
 //! implement them; handlers see only the traits.
 
+pub mod events;
 pub mod jobs;
 pub mod recordings;
 pub mod secrets;
 pub mod store;
 
+pub use events::{ChangeFeed, Connection, ConnectionStore, SocketError, Sockets};
 pub use jobs::{DurableQueue, JobQueue, NoQueue};
 pub use recordings::{Playback, RecordingStore, RecordingUpload, StoredObject};
 pub use secrets::{SecretBox, SecretError};

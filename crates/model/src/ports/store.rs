@@ -93,6 +93,18 @@ pub struct Modified<T> {
 pub type CallChange<'a> = &'a (dyn Fn(&mut CallSession) + Send + Sync);
 pub type MessageChange<'a> = &'a (dyn Fn(&mut Message) + Send + Sync);
 
+/// What changed since a moment: oldest change first (by `updated_at`, then
+/// id), so a client that reconnects lists what it missed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangesQuery {
+    /// Changes at or after this moment. At, not only after: two objects may
+    /// change in the same millisecond, and a client that saw one of them must
+    /// still get the other (it ignores what is not newer than its copy).
+    pub since: Timestamp,
+    pub limit: usize,
+    pub cursor: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CallQuery {
     pub agent: Option<AgentId>,
@@ -135,6 +147,14 @@ pub trait CallStore: Send + Sync {
     /// Sessions newest first. `InvalidCursor` if `query.cursor` is not a
     /// cursor this listing could have handed out.
     async fn list_calls(&self, workspace: &WorkspaceId, query: &CallQuery) -> Result<Page<CallSession>, StoreError>;
+
+    /// Sessions that changed at or after `query.since`, oldest change first.
+    /// `InvalidCursor` as `list_calls`.
+    async fn calls_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<CallSession>, StoreError>;
 
     /// Remembers which session a Twilio call leg belongs to (first link wins).
     async fn link_call_sid(&self, workspace: &WorkspaceId, sid: &CallSid, id: &CallId) -> Result<(), StoreError>;
@@ -241,6 +261,13 @@ pub trait MessageStore: Send + Sync {
     /// Messages newest first. `InvalidCursor` if `query.cursor` is not a
     /// cursor this listing could have handed out.
     async fn list_messages(&self, workspace: &WorkspaceId, query: &MessageQuery) -> Result<Page<Message>, StoreError>;
+
+    /// Messages that changed at or after `query.since`, oldest change first.
+    async fn messages_changed(
+        &self,
+        workspace: &WorkspaceId,
+        query: &ChangesQuery,
+    ) -> Result<Page<Message>, StoreError>;
 
     /// Runs `change` on the stored message and stores the result if it
     /// changed (stamped with `Message::touch`), atomically, like
