@@ -12,14 +12,25 @@
 //! sent twice while there are fresh ones left. Every one must be answered
 //! 200; any other status fails the run.
 //!
+//! Twice, each time on a fresh copy of the data and a fresh server: with no
+//! live events socket connected (the figures as before live events), then
+//! with `SWITCHBOARD_BENCH_LOAD_SOCKETS` (1,000) connected and idle, spread
+//! over ten workspaces, acme's among them. Back to back, on the same disk,
+//! the two runs compare better than one run with an older figure (runs a
+//! day apart differed by 30%, README "Performance"). The measured run's
+//! callbacks change no call's state (the warm-up's moved them all), so the
+//! sockets get no frame while it runs: what they cost is being held.
+//!
 //! `cargo bench --bench load` after `cargo build --release` (`scripts/bench.sh`
 //! does both). Figures: `target/bench/load.json`.
 
 use std::fmt::Write as _;
-use std::net::{TcpListener, TcpStream};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use switchboard_testkit::bench::*;
 
@@ -29,38 +40,72 @@ const CALLS: u32 = 400;
 const CALLBACKS_PER_CALL: u32 = 500;
 /// Where in the list the measured run starts (the warm-up starts at 0).
 const RUN_STARTS_AT: u32 = 40_000;
+/// The workspaces the idle sockets are signed in to.
+const SOCKET_WORKSPACES: u32 = 10;
+
+struct Knobs {
+    seconds: u64,
+    connections: u64,
+    threads: u64,
+    sockets: u64,
+    rust_log: String,
+}
 
 fn main() {
     if !benchmarking() {
         println!("load: run by scripts/bench.sh (cargo bench), not as a test");
         return;
     }
-    let seconds: u64 = env_or("SWITCHBOARD_BENCH_LOAD_SECONDS", 10);
-    let connections: u64 = env_or("SWITCHBOARD_BENCH_LOAD_CONNECTIONS", 32);
-    let threads: u64 = env_or("SWITCHBOARD_BENCH_LOAD_THREADS", 2);
+    let knobs = Knobs {
+        seconds: knob("SWITCHBOARD_BENCH_LOAD_SECONDS", 10),
+        connections: knob("SWITCHBOARD_BENCH_LOAD_CONNECTIONS", 32),
+        threads: knob("SWITCHBOARD_BENCH_LOAD_THREADS", 2),
+        sockets: knob("SWITCHBOARD_BENCH_LOAD_SOCKETS", 1_000),
+        rust_log: knob("SWITCHBOARD_BENCH_LOAD_LOG", "info".to_owned()),
+    };
+    raise_open_files(knobs.sockets + 1_024);
     let out = out_dir().join("load");
     std::fs::create_dir_all(&out).unwrap();
 
-    let port = {
-        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().port()
-    };
-    let address = format!("127.0.0.1:{port}");
-    let public_url = format!("http://{address}");
+    // Both servers listen on this address: the requests are signed for it.
+    let address = free_address();
     let scratch = tempfile::tempdir().unwrap();
-    let data = scratch.path().join("data");
-    seed_data_dir(&data, &public_url, true, CALLS);
+    let template = scratch.path().join("template");
+    seed_data_dir(&template, &format!("http://{address}"), true, CALLS);
+    let script = write_wrk_script(&out, &address, knobs.threads);
 
-    // The requests, one per line (path, form, signature), signed for the URL
-    // the server checks against; sequence-major, so calls interleave.
+    let none = run(&knobs, &script, &address, &template, 0);
+    let idle = (knobs.sockets > 0).then(|| run(&knobs, &script, &address, &template, knobs.sockets));
+
+    let mut report = none.clone();
+    if let Some(idle) = &idle {
+        report["with_idle_sockets"] = idle.clone();
+        report["idle_vs_none"] = json!(idle["per_second"].as_f64().unwrap() / none["per_second"].as_f64().unwrap());
+    }
+    let path = out_dir().join("load.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    println!("load: figures in {}", path.display());
+    let errors = none["errors"].as_u64().unwrap() + idle.map_or(0, |i| i["errors"].as_u64().unwrap());
+    if errors > 0 {
+        eprintln!("load: {errors} requests were not answered 2xx (target/bench/load/server*.log)");
+        std::process::exit(1);
+    }
+}
+
+/// The requests, one per line (path, form, signature), signed for the URL
+/// the server checks against; sequence-major, so calls interleave. And the
+/// Lua script that has `wrk` send them and print its figures as JSON.
+fn write_wrk_script(out: &Path, address: &str, threads: u64) -> PathBuf {
+    let public_url = format!("http://{address}");
+    let acme = Tenant::acme();
     let mut lines = String::new();
     for sequence in 1..=CALLBACKS_PER_CALL {
         let status = ["initiated", "ringing", "in-progress"][(sequence.min(3) - 1) as usize];
         for n in 0..CALLS {
-            let (call_id, call_sid) = extra_call(n);
+            let (call_id, call_sid) = acme.call(n);
             let path = customer_callback_path(&call_id);
-            let params = customer_callback_params(&call_sid, status, sequence);
-            let signature = sign(&format!("{public_url}{path}"), &params);
+            let params = acme.callback_params(&call_sid, status, sequence);
+            let signature = acme.sign(&format!("{public_url}{path}"), &params);
             let _ = writeln!(lines, "{path}\t{}\t{signature}", form(&params));
         }
     }
@@ -107,107 +152,137 @@ end
     );
     let script = out.join("status_callbacks.lua");
     std::fs::write(&script, lua).unwrap();
+    script
+}
 
-    let log = std::fs::File::create(out.join("server.log")).unwrap();
-    let mut server = Command::new(release_dir().join("switchboard"))
-        .arg("--listen")
-        .arg(&address)
-        .env_clear()
-        .env("PATH", "/usr/bin:/bin")
-        .env("SWITCHBOARD_PUBLIC_URL", &public_url)
-        .env("SWITCHBOARD_AUTH_HS256_SECRET", HS256_SECRET)
-        .env("SWITCHBOARD_STORE", "embedded")
-        .env("SWITCHBOARD_DATA_DIR", &data)
-        .env("SWITCHBOARD_TWILIO_API_URL", "http://127.0.0.1:9")
-        .env(
-            "RUST_LOG",
-            std::env::var("SWITCHBOARD_BENCH_LOAD_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("start target/release/switchboard (cargo build --release first)");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&address).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "the local server did not listen on {address}"
-        );
-        assert!(
-            server.try_wait().unwrap().is_none(),
-            "the local server exited (target/bench/load/server.log)"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// One measurement: a fresh copy of the data, a fresh server, `sockets`
+/// idle live events sockets held open, a warm-up pass, the measured run.
+fn run(knobs: &Knobs, script: &Path, address: &str, template: &Path, sockets: u64) -> Value {
+    let scratch = template.with_file_name(format!("data-{sockets}"));
+    copy_dir(template, &scratch);
+    let log = out_dir().join("load").join(format!("server-{sockets}-sockets.log"));
+    let server = LocalServer::start(&scratch, address, &log, &knobs.rust_log);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let held = runtime.block_on(hold_sockets(address, sockets));
 
-    let wrk = |seconds: u64, start: u32| -> Value {
-        let output = Command::new("wrk")
-            .arg(format!("-t{threads}"))
-            .arg(format!("-c{connections}"))
-            .arg(format!("-d{seconds}s"))
-            .arg("--timeout")
-            .arg("5s")
-            .arg("-s")
-            .arg(&script)
-            .arg(format!("{public_url}/"))
-            .arg("--")
-            .arg(start.to_string())
-            .output()
-            .expect("wrk (apt-get install wrk; scripts/bench.sh installs it)");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        let line = stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("WRK_JSON "))
-            .unwrap_or_else(|| {
-                panic!(
-                    "wrk printed no figures: {stdout}\n{}",
-                    String::from_utf8_lossy(&output.stderr)
-                )
-            });
-        serde_json::from_str(line).unwrap()
-    };
     // A short pass first (pools and caches warm), then the measured run on
     // requests the warm-up did not send.
-    let warm = wrk(2, 0);
-    let run = wrk(seconds, RUN_STARTS_AT);
-    let _ = server.kill();
-    let _ = server.wait();
+    let warm = wrk(knobs, script, address, 2, 0);
+    let measured = wrk(knobs, script, address, knobs.seconds, RUN_STARTS_AT);
+    let closed = held.closed.load(Ordering::SeqCst);
+    drop(server);
+    drop(runtime);
+    summarize(knobs, sockets, &warm, &measured, closed)
+}
 
+fn summarize(knobs: &Knobs, sockets: u64, warm: &Value, run: &Value, closed: u64) -> Value {
     let requests = run["requests"].as_f64().unwrap();
     let per_second = requests / (run["duration_us"].as_f64().unwrap() / 1e6);
     let errors: u64 = ["non_2xx", "connect_errors", "read_errors", "write_errors", "timeouts"]
         .iter()
         .map(|k| run[*k].as_u64().unwrap_or(0) + warm[*k].as_u64().unwrap_or(0))
         .sum();
-    let report = json!({
-        "seconds": seconds,
-        "connections": connections,
-        "threads": threads,
+    let ms = |key: &str| run[key].as_f64().unwrap() / 1000.0;
+    println!(
+        "local server, {sockets} idle sockets: {per_second:.0} signed status callbacks/s, p50 {:.2} ms, p99 {:.2} ms, \
+         {errors} errors ({} connections, {} s){}",
+        ms("p50_us"),
+        ms("p99_us"),
+        knobs.connections,
+        knobs.seconds,
+        if closed > 0 {
+            format!("; {closed} sockets closed by the server")
+        } else {
+            String::new()
+        }
+    );
+    json!({
+        "seconds": knobs.seconds,
+        "connections": knobs.connections,
+        "threads": knobs.threads,
+        "sockets": sockets,
+        "sockets_closed": closed,
         "requests": requests,
         "per_second": per_second,
-        "p50_ms": run["p50_us"].as_f64().unwrap() / 1000.0,
-        "p90_ms": run["p90_us"].as_f64().unwrap() / 1000.0,
-        "p99_ms": run["p99_us"].as_f64().unwrap() / 1000.0,
-        "max_ms": run["max_us"].as_f64().unwrap() / 1000.0,
+        "p50_ms": ms("p50_us"),
+        "p90_ms": ms("p90_us"),
+        "p99_ms": ms("p99_us"),
+        "max_ms": ms("max_us"),
         "errors": errors,
         "wrk": run,
         "warm_up": warm,
-    });
-    println!(
-        "local server: {per_second:.0} signed status callbacks/s, p50 {:.2} ms, p99 {:.2} ms, {errors} errors ({connections} connections, {seconds} s)",
-        report["p50_ms"].as_f64().unwrap(),
-        report["p99_ms"].as_f64().unwrap()
-    );
-    let path = out_dir().join("load.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
-    println!("load: figures in {}", path.display());
-    if errors > 0 {
-        eprintln!("load: {errors} requests were not answered 2xx (target/bench/load/server.log)");
-        std::process::exit(1);
-    }
+    })
 }
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+fn wrk(knobs: &Knobs, script: &Path, address: &str, seconds: u64, start: u32) -> Value {
+    let output = Command::new("wrk")
+        .arg(format!("-t{}", knobs.threads))
+        .arg(format!("-c{}", knobs.connections))
+        .arg(format!("-d{seconds}s"))
+        .arg("--timeout")
+        .arg("5s")
+        .arg("-s")
+        .arg(script)
+        .arg(format!("http://{address}/"))
+        .arg("--")
+        .arg(start.to_string())
+        .output()
+        .expect("wrk (apt-get install wrk; scripts/bench.sh installs it)");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("WRK_JSON "))
+        .unwrap_or_else(|| {
+            panic!(
+                "wrk printed no figures: {stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        });
+    serde_json::from_str(line).unwrap()
+}
+
+/// Sockets held open on the runtime that connected them.
+struct Held {
+    /// How many the server closed (or broke) while they were held.
+    closed: Arc<AtomicU64>,
+}
+
+/// `count` live events sockets, signed in round robin to acme and nine
+/// other workspaces, each read (and its frames dropped) until it closes.
+async fn hold_sockets(address: &str, count: u64) -> Held {
+    let closed = Arc::new(AtomicU64::new(0));
+    let workspaces: Vec<String> = std::iter::once(WORKSPACE.to_owned())
+        .chain((1..SOCKET_WORKSPACES).map(|n| Tenant::numbered(n).id))
+        .collect();
+    let urls: Vec<String> = (0..count)
+        .map(|i| {
+            let workspace = &workspaces[(i % u64::from(SOCKET_WORKSPACES)) as usize];
+            format!(
+                "ws://{address}/events?token={}",
+                agent_token(workspace, &format!("agent-{i}"))
+            )
+        })
+        .collect();
+    let sockets: Vec<_> = futures_util::stream::iter(urls)
+        .map(|url| async move { tokio_tungstenite::connect_async(url).await })
+        .buffer_unordered(50)
+        .collect()
+        .await;
+    for socket in sockets {
+        let (mut socket, _) = socket.expect("a live events socket");
+        let closed = closed.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(message)) = socket.next().await {
+                if message.is_close() {
+                    break;
+                }
+            }
+            closed.fetch_add(1, Ordering::SeqCst);
+        });
+    }
+    Held { closed }
 }

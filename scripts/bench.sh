@@ -8,17 +8,25 @@
 #      TwiML for both legs, a status callback through the route table on the
 #      embedded store; the same three library operations with npm `twilio`;
 #   2. cold start and peak RSS of every function under a loopback Lambda
-#      Runtime API emulator, and of a Node.js function with `twilio` loaded;
+#      Runtime API emulator, on moto (DynamoDB, KMS, S3, SQS), with moto's
+#      own GetItem latency; and of a Node.js function with `twilio` loaded;
 #   3. each function's stripped and zipped artifact;
 #   4. a 200 MiB recording copy into S3 on moto (tests/recording_memory.rs);
-#   5. the local server under load (wrk, loopback, time-bounded).
-# and checks every budget of issue 7: it exits non-zero when one is missed.
-# Figures: target/bench/ (summary.md is the table the README quotes).
+#   5. the local server under load (wrk, loopback, time-bounded), with no
+#      live events socket connected, then with idle ones;
+#   6. live events on the local server: callback-to-frame latency with
+#      sockets connected, and the server's memory holding idle sockets.
+# and checks every budget (issue 7, live events): it exits non-zero when one
+# is missed. Figures: target/bench/ (summary.md is the table the README quotes).
 #
 # Knobs: SWITCHBOARD_BENCH_COLD_RUNS (21), SWITCHBOARD_BENCH_LOAD_SECONDS (10),
 # SWITCHBOARD_BENCH_LOAD_CONNECTIONS (32), SWITCHBOARD_BENCH_LOAD_THREADS (2),
-# SWITCHBOARD_BENCH_LOAD_LOG (info), SWITCHBOARD_BENCH_NODE_SECONDS (3),
-# SWITCHBOARD_BENCH_CRITERION_SECONDS (3, measurement time per benchmark).
+# SWITCHBOARD_BENCH_LOAD_LOG (info), SWITCHBOARD_BENCH_LOAD_SOCKETS (1000, the
+# idle sockets of the second load run; 0: none), SWITCHBOARD_BENCH_NODE_SECONDS
+# (3), SWITCHBOARD_BENCH_CRITERION_SECONDS (3, measurement time per benchmark),
+# SWITCHBOARD_BENCH_LIVE_SECONDS (30), SWITCHBOARD_BENCH_LIVE_RATE (200
+# callbacks a second), SWITCHBOARD_BENCH_LIVE_SOCKETS (1000),
+# SWITCHBOARD_BENCH_IDLE_SOCKETS (10000).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +38,12 @@ mkdir -p "$out"
 rm -f "$out"/*.json  # no stale figure from an earlier run
 failed=()
 pids=()
+# Live events hold thousands of sockets, each an open file at both ends
+# (the clients in the benchmark's process, the local server in its own).
+ulimit -Sn "$(ulimit -Hn)"
+open_files=$(ulimit -Sn)
+[[ "$open_files" == unlimited ]] || (( open_files >= 12000 )) \
+  || die "open files limited to $open_files (ulimit -Hn): the live events benchmark holds over 11,000 sockets"
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2> /dev/null || true; done; }
 trap cleanup EXIT
 
@@ -59,14 +73,9 @@ say "the same library operations with Twilio's Node.js helper library"
 node bench/node/micro.js > "$out/node_micro.json" || failed+=("node micro-benchmarks")
 cat "$out/node_micro.json"
 
-say "cold start and peak RSS per function (loopback Lambda Runtime API emulator)"
-cargo bench --locked --bench cold_start || failed+=("cold start")
-
-say "artifact size per function (stripped, zipped)"
-python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact sizes")
-
-# The bench profile (release settings) shares its build with the benches above.
-say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, optimized)"
+# moto serves the cold starts (every function runs on DynamoDB) and the
+# recording copy.
+say "starting moto (DynamoDB, KMS, S3, SQS)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 moto_port=$(free_port)
 "$py_bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
@@ -76,13 +85,25 @@ for _ in $(seq 1 150); do
   sleep 0.2
 done
 curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" || die "moto did not start (see $out/moto.log)"
-SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port" \
-  cargo test --profile bench --locked --test recording_memory -- --nocapture 2>&1 | tee "$out/recording.log" \
+export SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
+
+say "cold start and peak RSS per function (loopback Lambda Runtime API emulator, moto)"
+cargo bench --locked --bench cold_start || failed+=("cold start")
+
+say "artifact size per function (stripped, zipped)"
+python3 bench/report.py artifacts "$out/artifacts.json" || failed+=("artifact sizes")
+
+# The bench profile (release settings) shares its build with the benches above.
+say "recording copy: 200 MiB into S3 on moto (tests/recording_memory.rs, optimized)"
+cargo test --profile bench --locked --test recording_memory -- --nocapture 2>&1 | tee "$out/recording.log" \
   && python3 bench/report.py recording "$out/recording.log" "$out/recording.json" \
   || failed+=("recording copy")
 
-say "local server under load (wrk on loopback)"
+say "local server under load (wrk on loopback; no socket, then idle sockets)"
 cargo bench --locked --bench load || failed+=("local server under load")
+
+say "live events (local server: callback-to-frame latency, memory of idle sockets)"
+cargo bench --locked --bench live || failed+=("live events")
 
 say "figures and budgets"
 rc=0

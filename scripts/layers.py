@@ -41,6 +41,7 @@ CRATES = [
     ("crates/embedded", "src/lib.rs"),
     ("crates/lambda", "src/lib.rs"),
     ("crates/testkit", "src/lib.rs"),
+    ("crates/twilio-sim", "src/lib.rs"),
     ("shared", "src/lib.rs"),
     (".", "src/main.rs"),
 ]
@@ -59,7 +60,7 @@ LAYERS = {
         "webhook": 5, "views": 5,
         "calls": 6, "numbers": 6, "onboarding": 6, "recordings": 6,
         "sms": 6, "token": 6, "events": 6,
-        "routes": 7,
+        "routes": 7, "openapi": 7,
     },
     "crates/model": {
         "ids": 0, "phone": 0, "time": 0, "sealed": 0,

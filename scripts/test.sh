@@ -14,7 +14,7 @@ cleanup() { for pid in ${pids[@]+"${pids[@]}"}; do kill "$pid" 2>/dev/null || tr
 # Stages and their wall-clock time: each is printed as it ends, and the table
 # of all of them at exit, on success or failure alike (the EXIT trap).
 all_stages=("layer check" "cargo fmt --check" "python tools" "template lint" "moto start"
-  "npm/prism start" "cargo clippy" "cargo test")
+  "npm/prism start" "dialer" "cargo clippy" "cargo test" "api fuzz")
 stage_seconds=()  # by index in all_stages
 stage_result=()
 stage=-1          # the index of the stage running, -1 when none
@@ -143,6 +143,38 @@ done
 wait_for Prism "http://127.0.0.1:$prism_port/" target/prism.log
 export SWITCHBOARD_TEST_PRISM_URL="http://127.0.0.1:$prism_port"
 
+begin "dialer"
+say "the dialer (web/): npm ci, type check, unit tests, dist/ rebuilt and compared, Chromium"
+# Pinned in web/package-lock.json: esbuild, TypeScript, the Voice SDK, playwright-core.
+web_lock_hash=$(sha256sum web/package-lock.json | cut -d' ' -f1)
+if [[ "$(cat web/node_modules/.switchboard-lock 2> /dev/null)" != "$web_lock_hash" ]]; then
+  (cd web && npm ci --no-audit --no-fund) || die "npm ci failed in web/ (web/package.json, web/package-lock.json)"
+  echo "$web_lock_hash" > web/node_modules/.switchboard-lock
+fi
+(cd web && npm run --silent check) || die "web/: TypeScript errors (above)"
+(cd web && npm test) || die "web/: unit tests failed (above)"
+# The committed bundle is what the sources build (and within its budget).
+(cd web && node build.mjs --verify) || die "web/dist differs from what web/src builds, or is over budget (above)"
+# The browser tests (tests/integration/dialer.rs, in cargo test below) drive
+# Debian's Chromium with playwright-core against the server in sandbox mode;
+# no browser is downloaded. CHROMIUM may name another Chromium binary.
+if [[ -z "${CHROMIUM:-}" ]] && ! command -v chromium > /dev/null; then
+  command -v apt-get > /dev/null || die "chromium not found, and no apt-get to install it: install Debian's chromium package, or set CHROMIUM"
+  as_root=()
+  if (( EUID != 0 )); then
+    command -v sudo > /dev/null || die "chromium not found: install Debian's chromium package as root (apt-get install chromium), or set CHROMIUM"
+    as_root=(sudo -n)
+  fi
+  { "${as_root[@]}" apt-get update -qq \
+    && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } > target/chromium-install.log 2>&1 \
+    || { tail -20 target/chromium-install.log >&2; die "apt-get install chromium failed (target/chromium-install.log)"; }
+fi
+export CHROMIUM="${CHROMIUM:-$(command -v chromium)}"
+[[ -x "$CHROMIUM" ]] || die "CHROMIUM=$CHROMIUM is not an executable browser"
+# (Debian's launcher script may grumble on stderr; only a failure counts.)
+"$CHROMIUM" --version 2> target/chromium-version.log \
+  || { cat target/chromium-version.log >&2; die "$CHROMIUM does not run (above)"; }
+
 begin "cargo clippy"
 say "cargo clippy (workspace, all targets, warnings are errors)"
 cargo clippy --workspace --all-targets --locked -- -D warnings || die "cargo clippy: warnings or errors (above)"
@@ -156,3 +188,10 @@ export RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}"
 # harness of each would be 13 more binaries linking the AWS SDK (clippy
 # above checks them).
 cargo test --workspace --lib --tests --benches --locked --no-fail-fast
+
+begin "api fuzz"
+say "the API contract, fuzzed: Schemathesis against the local server in sandbox mode (scripts/fuzz-api.sh)"
+# The server binary cargo test just built for the integration tests (no
+# second build with other features); reports in target/fuzz-api/.
+SWITCHBOARD_FUZZ_BINARY=target/debug/switchboard scripts/fuzz-api.sh \
+  || die "scripts/fuzz-api.sh: the server does not keep its contract (above; target/fuzz-api/)"

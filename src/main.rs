@@ -2,7 +2,10 @@
 //! listener, on the embedded store by default. The handlers are the very ones
 //! the Lambda functions run.
 
+mod agent_token;
 mod live;
+mod sandbox;
+mod web;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -29,12 +32,21 @@ struct Args {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// Sandbox mode: Twilio simulated on this machine (README, "Try it
+    /// without a Twilio account"). Never in production.
+    #[arg(long, env = "SWITCHBOARD_SANDBOX", value_parser = clap::builder::BoolishValueParser::new())]
+    sandbox: bool,
+    #[command(subcommand)]
+    command: Option<agent_token::Command>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     telemetry::init();
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(command) = args.command.take() {
+        return agent_token::main(command).await;
+    }
     match serve(args).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -52,15 +64,22 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     // Without a public URL, webhooks are signed for the local address (enough
     // for tests and for a tunnel that preserves the Host).
     let local_url = format!("http://{bound}");
+    let sandbox = match args.sandbox {
+        true => Some(sandbox::Sandbox::start(&data_dir()).await?),
+        false => None,
+    };
     let config = Config::from_lookup(|name| {
-        std::env::var(name)
-            .ok()
+        sandbox
+            .as_ref()
+            .and_then(|s| s.config_var(name))
+            .or_else(|| std::env::var(name).ok())
             .or_else(|| (name == "SWITCHBOARD_PUBLIC_URL").then(|| local_url.clone()))
     })?;
     let public_url = config.public_url.clone();
     let (adapters, local) = open_adapters(&config.backend).await?;
     let app = Arc::new(App::new(config, adapters)?);
     let router = Arc::new(Router::all());
+    web::serve(sandbox.is_some());
 
     for route in ROUTES.iter().filter(|r| r.handler.is_twilio()) {
         tracing::info!(url = %public_url.join(route.path), "{}", route.summary);
@@ -91,10 +110,12 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
             HeaderName::from_static("idempotency-key"),
         ])
         .max_age(std::time::Duration::from_secs(600));
+    let sandbox_routes = sandbox.map_or_else(axum::Router::new, |s| s.routes(app.clone()));
     let service = axum::Router::new()
         .fallback(handle)
         .route(switchboard::paths::EVENTS, axum::routing::get(live::events))
         .with_state((app, router, hub))
+        .merge(sandbox_routes)
         .layer(cors);
     axum::serve(listener, service)
         .with_graceful_shutdown(shutdown_signal())
@@ -107,6 +128,15 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
+/// `SWITCHBOARD_DATA_DIR`, where the sandbox keeps its accounts.
+fn data_dir() -> std::path::PathBuf {
+    std::env::var("SWITCHBOARD_DATA_DIR")
+        .ok()
+        .filter(|d| !d.trim().is_empty())
+        .unwrap_or_else(|| switchboard::config::DEFAULT_DATA_DIR.into())
+        .into()
+}
+
 /// The adapters the configuration names: the embedded store (also the
 /// durable queue this process drains and the feed of its live events), or
 /// AWS.
@@ -114,8 +144,9 @@ async fn open_adapters(
     backend: &Backend,
 ) -> Result<(Adapters, Option<Arc<switchboard_embedded::EmbeddedStore>>), StartupError> {
     match backend {
-        Backend::Embedded { data_dir } => {
-            let (adapters, store) = switchboard_embedded::open(data_dir)?;
+        Backend::Embedded { data_dir, cache_mb } => {
+            let options = switchboard_embedded::StoreOptions::with_cache_mb(*cache_mb);
+            let (adapters, store) = switchboard_embedded::open_with(data_dir, options)?;
             Ok((adapters, Some(store)))
         }
         Backend::Aws {

@@ -77,11 +77,20 @@ impl Request {
     /// The body as JSON of type `T`, or a 400/415 that says what is wrong.
     pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
         let content_type = self.header(header::CONTENT_TYPE).unwrap_or("");
-        if !content_type.is_empty() && !content_type.starts_with("application/json") {
+        if !content_type.is_empty() && !is_media_type(content_type, "application/json") {
             return Err(ApiError::UnsupportedMediaType("application/json"));
         }
         serde_json::from_slice(&self.body).map_err(|e| ApiError::BadRequest(format!("invalid JSON body: {e}")))
     }
+}
+
+/// Whether a `Content-Type` value names `media_type` (`type/subtype`): its
+/// media type compared without regard to case (RFC 9110), parameters
+/// (`; charset=utf-8`) aside. A value that merely starts with it is another
+/// type (`application/jsonp`).
+pub fn is_media_type(content_type: &str, media_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    essence.eq_ignore_ascii_case(media_type)
 }
 
 /// How long an `Idempotency-Key` is remembered.
@@ -93,17 +102,42 @@ pub const MAX_PAGE: usize = 100;
 
 impl Request {
     /// The `Idempotency-Key` header, scoped to `scope` and the agent (two
-    /// agents' "1" are different requests); 400 if it is not 1 to 255
-    /// printable characters.
+    /// agents' "1" are different requests; see [`scoped_idempotency_key`]);
+    /// 400 if it is not 1 to 255 visible ASCII characters (a key that is
+    /// not text, read as no key, would make the request quietly repeatable).
     pub fn idempotency_key(&self, scope: &str, agent: &crate::ids::AgentId) -> Result<Option<String>, ApiError> {
-        match self.header("idempotency-key") {
-            Some(key) if key.is_empty() || key.len() > 255 || key.chars().any(char::is_control) => Err(
-                ApiError::BadRequest("Idempotency-Key must be 1 to 255 printable characters".into()),
-            ),
-            Some(key) => Ok(Some(format!("{scope}:{agent}:{key}"))),
-            None => Ok(None),
+        let Some(raw) = self.headers.get("idempotency-key") else {
+            return Ok(None);
+        };
+        match raw.to_str() {
+            Ok(key) if !key.is_empty() && key.len() <= 255 && !key.chars().any(char::is_control) => {
+                Ok(Some(scoped_idempotency_key(scope, agent, key)))
+            }
+            _ => Err(ApiError::BadRequest(
+                "Idempotency-Key must be 1 to 255 visible ASCII characters".into(),
+            )),
         }
     }
+}
+
+/// The stored form of an agent's `Idempotency-Key`, the one place it is
+/// composed. Agent ids may hold any printable character, `:` included, so
+/// the agent id goes in with its length in bytes: `alice` + `x:k9` and
+/// `alice:x` + `k9` are different keys. The scope is one of our own words
+/// (`calls`, `messages`), never free text.
+///
+/// The `v2/` tag keeps these apart from keys stored under the first scheme
+/// (`{scope}:{agent}:{key}`, ambiguous), and from other records of the same
+/// store (`inbound:{CallSid}`). Keys stored under the first scheme are never
+/// matched again and simply expire after [`IDEMPOTENCY_TTL`]; no migration
+/// is needed (a retry that straddles the upgrade makes a new request).
+pub fn scoped_idempotency_key(scope: &str, agent: &crate::ids::AgentId, key: &str) -> String {
+    debug_assert!(
+        !scope.is_empty() && scope.bytes().all(|b| b.is_ascii_lowercase()),
+        "an idempotency scope is a fixed lowercase word: {scope:?}"
+    );
+    let agent = agent.as_str();
+    format!("v2/{scope}/{}/{agent}/{key}", agent.len())
 }
 
 /// A changes listing's query (`updatedAfter=<RFC 3339>&limit=&cursor=`), if
@@ -355,6 +389,81 @@ mod tests {
         assert!(!body.to_string().contains("10.0.0.1"));
     }
 
+    /// Each way the store fails is one documented answer: a full disk or a
+    /// failing DynamoDB is 503 `unavailable` (retry shortly), never a 500.
+    #[test]
+    fn store_errors_map_to_their_documented_status() {
+        for (error, status, code) in [
+            (StoreError::Unavailable("disk full".into()), 503, "unavailable"),
+            (StoreError::NotFound("call".into()), 404, "not_found"),
+            (StoreError::InvalidCursor("zz".into()), 400, "bad_request"),
+            (StoreError::Conflict("exists".into()), 409, "conflict"),
+            (StoreError::Corrupt("bad json".into()), 500, "internal"),
+        ] {
+            let api = ApiError::from(error);
+            assert_eq!((api.status().as_u16(), api.code()), (status, code), "{api:?}");
+        }
+        let secret = ApiError::from(SecretError::Unavailable("kms throttled".into()));
+        assert_eq!(secret.status().as_u16(), 503);
+    }
+
+    #[test]
+    fn idempotency_keys_of_two_agents_never_collide() {
+        use crate::ids::AgentId;
+        let agent = |id: &str| AgentId::parse(id).unwrap();
+        let keyed = |agent_id: &str, key: &str| {
+            let mut request = Request::new(Method::POST, "/calls");
+            request
+                .headers
+                .insert("idempotency-key", HeaderValue::from_str(key).unwrap());
+            request.idempotency_key("calls", &agent(agent_id)).unwrap().unwrap()
+        };
+        assert_ne!(keyed("alice", "x:k9"), keyed("alice:x", "k9"));
+        assert_ne!(keyed("alice", "1/k9"), keyed("alice/1", "k9"));
+        assert_ne!(keyed("5", "alice:x:k9"), keyed("alice", "x:k9"));
+        assert_eq!(
+            keyed("alice", "k9"),
+            keyed("alice", "k9"),
+            "the same request is the same key"
+        );
+        assert_ne!(
+            scoped_idempotency_key("calls", &agent("alice"), "k9"),
+            scoped_idempotency_key("messages", &agent("alice"), "k9"),
+        );
+        // Never a key of the first, ambiguous scheme, nor an inbound call's.
+        let stored = keyed("alice", "k9");
+        assert!(
+            !stored.starts_with("calls:") && !stored.starts_with("inbound:"),
+            "{stored}"
+        );
+
+        let mut no_header = Request::new(Method::POST, "/calls");
+        assert_eq!(no_header.idempotency_key("calls", &agent("alice")).unwrap(), None);
+        no_header
+            .headers
+            .insert("idempotency-key", HeaderValue::from_static(""));
+        assert!(no_header.idempotency_key("calls", &agent("alice")).is_err());
+        // Bytes that are no text are refused, not read as no key.
+        no_header
+            .headers
+            .insert("idempotency-key", HeaderValue::from_bytes("café".as_bytes()).unwrap());
+        assert!(no_header.idempotency_key("calls", &agent("alice")).is_err());
+    }
+
+    /// The composition is injective: the parts can be read back from the key.
+    #[test]
+    fn an_idempotency_key_can_be_read_back_into_its_parts() {
+        use crate::ids::AgentId;
+        for (agent, key) in [("alice", "x:k9"), ("alice:x", "k9"), ("a/3/b", "/"), ("é:", "12/x")] {
+            let stored = scoped_idempotency_key("calls", &AgentId::parse(agent).unwrap(), key);
+            let rest = stored.strip_prefix("v2/calls/").unwrap();
+            let (len, rest) = rest.split_once('/').unwrap();
+            let len: usize = len.parse().unwrap();
+            assert_eq!(&rest[..len], agent);
+            assert_eq!(&rest[len + 1..], key);
+        }
+    }
+
     #[test]
     fn json_bodies_are_checked() {
         let mut request = Request::new(Method::POST, "/x?a=1");
@@ -371,5 +480,35 @@ mod tests {
             request.json::<serde_json::Value>(),
             Err(ApiError::UnsupportedMediaType(_))
         ));
+    }
+
+    #[test]
+    fn the_json_type_is_a_media_type_not_a_prefix() {
+        let with_type = |content_type: &'static str| {
+            let mut request = Request::new(Method::POST, "/calls");
+            request.body = Bytes::from_static(b"{}");
+            request
+                .headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            request.json::<serde_json::Value>()
+        };
+        for accepted in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON; charset=UTF-8",
+            "application/json ;charset=utf-8",
+        ] {
+            assert!(with_type(accepted).is_ok(), "{accepted}");
+        }
+        for refused in [
+            "application/jsonXYZ",
+            "application/json-seq",
+            "application/jsonp; charset=utf-8",
+        ] {
+            assert!(
+                matches!(with_type(refused), Err(ApiError::UnsupportedMediaType(_))),
+                "{refused}"
+            );
+        }
     }
 }

@@ -32,7 +32,29 @@ pub struct Agent {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     Admin,
+    /// May listen to, whisper in and barge into any call of the workspace,
+    /// and mute anyone in it; otherwise an agent.
+    Supervisor,
     Agent,
+}
+
+impl Role {
+    /// The role of the first value that names one (a role claim may be a
+    /// string or a list of them); admin outranks supervisor.
+    fn from_claim(values: &[&str]) -> Self {
+        if values.contains(&"admin") {
+            Self::Admin
+        } else if values.contains(&"supervisor") {
+            Self::Supervisor
+        } else {
+            Self::Agent
+        }
+    }
+
+    /// Admins and supervisors may supervise calls.
+    pub fn supervises(self) -> bool {
+        matches!(self, Self::Admin | Self::Supervisor)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +75,8 @@ const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// Keys are refreshed at least this often even when every `kid` is known.
 const MAX_KEY_AGE: Duration = Duration::from_secs(6 * 60 * 60);
 const ASYMMETRIC: [Algorithm; 2] = [Algorithm::RS256, Algorithm::ES256];
+/// How far `exp` and `nbf` may be off from our clock.
+const CLOCK_SKEW_LEEWAY_SECONDS: u64 = 30;
 
 pub struct Authenticator {
     config: AuthConfig,
@@ -150,7 +174,11 @@ impl Authenticator {
 
     fn validation(&self, algorithm: Algorithm) -> Validation {
         let mut validation = Validation::new(algorithm);
-        validation.leeway = 30;
+        // The leeway absorbs clock skew with the identity provider, on both
+        // ends of the token's life. `nbf` is optional, but honoured when
+        // present: a token meant for later is not valid now.
+        validation.leeway = CLOCK_SKEW_LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         match &self.config.audience {
             Some(audience) => validation.set_audience(&[audience]),
@@ -173,12 +201,11 @@ impl Authenticator {
         let workspace = WorkspaceId::parse(workspace).map_err(|e| AuthError::Invalid(e.to_string()))?;
 
         // A role is a string, or a list of them (Cognito groups, Auth0 roles).
-        let is_admin = match claim(claims, &self.config.role_claim) {
-            Some(Value::String(role)) => role == "admin",
-            Some(Value::Array(roles)) => roles.iter().any(|r| r.as_str() == Some("admin")),
-            _ => false,
-        };
-        let role = if is_admin { Role::Admin } else { Role::Agent };
+        let role = Role::from_claim(&match claim(claims, &self.config.role_claim) {
+            Some(Value::String(role)) => vec![role.as_str()],
+            Some(Value::Array(roles)) => roles.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        });
         // `exp` is required and checked by the validation above.
         let expires_at = claims
             .get("exp")
@@ -207,6 +234,7 @@ fn in_words(error: &jsonwebtoken::errors::Error) -> String {
         ErrorKind::InvalidIssuer => "the token was issued by another issuer than the configured one".into(),
         ErrorKind::InvalidAudience => "the token is meant for another audience than the configured one".into(),
         ErrorKind::MissingRequiredClaim(claim) => format!("the token has no `{claim}` claim"),
+        ErrorKind::InvalidClaimFormat(claim) => format!("the token's `{claim}` claim is not a number of seconds"),
         ErrorKind::InvalidToken | ErrorKind::Base64(_) | ErrorKind::Json(_) | ErrorKind::Utf8(_) => {
             "this is not a well-formed JWT (three base64url parts separated by dots)".into()
         }

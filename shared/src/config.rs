@@ -35,6 +35,9 @@ pub struct Config {
     pub backend: Backend,
     /// Lifetime of the Voice access tokens handed to agents.
     pub token_lifetime: Duration,
+    /// How long after `POST /calls` the agent's browser may connect; later,
+    /// the session is abandoned and the customer is never dialed.
+    pub connect_window: Duration,
     /// The WebSocket URL browsers open for live events (`POST /token`
     /// answers it): the WebSocket API's stage in AWS; on the local server,
     /// its own `/events` when unset.
@@ -47,7 +50,11 @@ pub struct Config {
 #[derive(Debug, Clone)]
 pub enum Backend {
     /// redb, local secret key and recordings, all under one directory.
-    Embedded { data_dir: PathBuf },
+    Embedded {
+        data_dir: PathBuf,
+        /// The most memory redb's page cache may take, in MiB.
+        cache_mb: u64,
+    },
     /// DynamoDB, KMS and S3. The bucket is only needed by the functions that
     /// store or play recordings, so it is checked where it is used.
     Aws {
@@ -120,6 +127,9 @@ impl PublicUrl {
 
 pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
 pub const DEFAULT_DATA_DIR: &str = ".switchboard";
+/// redb's page cache on the local server (redb's own default is 1 GiB).
+pub const DEFAULT_STORE_CACHE_MB: u64 = 32;
+const STORE_CACHE_MB: std::ops::RangeInclusive<u64> = 1..=65_536;
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -150,6 +160,23 @@ impl Config {
                 data_dir: get("SWITCHBOARD_DATA_DIR")
                     .unwrap_or_else(|| DEFAULT_DATA_DIR.into())
                     .into(),
+                cache_mb: match get("SWITCHBOARD_STORE_CACHE_MB") {
+                    None => DEFAULT_STORE_CACHE_MB,
+                    Some(raw) => raw
+                        .parse()
+                        .ok()
+                        .filter(|mb| STORE_CACHE_MB.contains(mb))
+                        .ok_or_else(|| {
+                            bad(
+                                "SWITCHBOARD_STORE_CACHE_MB",
+                                format!(
+                                    "must be a whole number of MiB from {} to {}",
+                                    STORE_CACHE_MB.start(),
+                                    STORE_CACHE_MB.end()
+                                ),
+                            )
+                        })?,
+                },
             },
             Some("dynamodb") => Backend::Aws {
                 table: get("SWITCHBOARD_TABLE")
@@ -202,20 +229,8 @@ impl Config {
             role_claim: get("SWITCHBOARD_AUTH_ROLE_CLAIM").unwrap_or_else(|| "role".into()),
         };
 
-        let token_lifetime = match get("SWITCHBOARD_TOKEN_TTL_SECONDS") {
-            None => Duration::from_secs(3600),
-            Some(raw) => raw
-                .parse::<u64>()
-                .ok()
-                .filter(|s| (60..=MAX_LIFETIME.as_secs()).contains(s))
-                .map(Duration::from_secs)
-                .ok_or_else(|| {
-                    bad(
-                        "SWITCHBOARD_TOKEN_TTL_SECONDS",
-                        "must be a whole number of seconds from 60 to 86400",
-                    )
-                })?,
-        };
+        let token_lifetime = seconds(&get, "SWITCHBOARD_TOKEN_TTL_SECONDS", 3600, 60..=MAX_LIFETIME.as_secs())?;
+        let connect_window = seconds(&get, "SWITCHBOARD_CONNECT_WINDOW_SECONDS", 120, 5..=600)?;
 
         let events_url = get("SWITCHBOARD_EVENTS_URL")
             .map(|raw| match Url::parse(&raw) {
@@ -238,10 +253,37 @@ impl Config {
             twilio_api_url,
             backend,
             token_lifetime,
+            connect_window,
             events_url,
             events_endpoint,
         })
     }
+}
+
+/// A duration in whole seconds from `name`, within `range`, else `default`.
+fn seconds(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+    range: std::ops::RangeInclusive<u64>,
+) -> Result<Duration, ConfigError> {
+    let Some(raw) = get(name) else {
+        return Ok(Duration::from_secs(default));
+    };
+    raw.parse::<u64>()
+        .ok()
+        .filter(|s| range.contains(s))
+        .map(Duration::from_secs)
+        .ok_or_else(|| {
+            bad(
+                name,
+                format!(
+                    "must be a whole number of seconds from {} to {}",
+                    range.start(),
+                    range.end()
+                ),
+            )
+        })
 }
 
 #[cfg(test)]
@@ -268,10 +310,24 @@ mod tests {
             "https://voice.example.com/twilio/status"
         );
         assert_eq!(c.twilio_api_url.as_str(), "https://api.twilio.com/");
-        assert!(matches!(c.backend, Backend::Embedded { ref data_dir } if data_dir == &PathBuf::from(".switchboard")));
+        assert!(matches!(
+            c.backend,
+            Backend::Embedded { ref data_dir, cache_mb: DEFAULT_STORE_CACHE_MB } if data_dir == &PathBuf::from(".switchboard")
+        ));
         assert_eq!(c.auth.workspace_claim, "workspace_id");
         assert_eq!(c.auth.role_claim, "role");
         assert_eq!(c.token_lifetime, Duration::from_secs(3600));
+        assert_eq!(c.connect_window, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn the_store_cache_is_set_in_mib_within_bounds() {
+        let c = config(&[BASE[0], BASE[1], ("SWITCHBOARD_STORE_CACHE_MB", "16")]).unwrap();
+        assert!(matches!(c.backend, Backend::Embedded { cache_mb: 16, .. }));
+        for wrong in ["0", "-1", "lots", "65537"] {
+            let error = config(&[BASE[0], BASE[1], ("SWITCHBOARD_STORE_CACHE_MB", wrong)]).unwrap_err();
+            assert_eq!(error.var, "SWITCHBOARD_STORE_CACHE_MB", "{wrong}");
+        }
     }
 
     #[test]
@@ -336,6 +392,10 @@ mod tests {
             (
                 &[BASE[0], BASE[1], ("SWITCHBOARD_TWILIO_API_URL", "nope")],
                 "SWITCHBOARD_TWILIO_API_URL",
+            ),
+            (
+                &[BASE[0], BASE[1], ("SWITCHBOARD_CONNECT_WINDOW_SECONDS", "0")],
+                "SWITCHBOARD_CONNECT_WINDOW_SECONDS",
             ),
             (
                 &[BASE[0], BASE[1], ("SWITCHBOARD_TOKEN_TTL_SECONDS", "90000")],

@@ -8,7 +8,7 @@
 //! `paths`, `telemetry` → `twilio` → `config` → `auth`, `api` →
 //! `accounts`, `app` → `views`, `webhook` → the handlers (`token`,
 //! `numbers`, `onboarding`, `calls`, `recordings`, `sms`, `events`) →
-//! `routes`.
+//! `openapi` (the API contract), `routes`.
 
 pub use switchboard_model as model;
 pub use switchboard_model::{ids, jobs, phone, ports, sealed, time, workspace};
@@ -36,4 +36,5 @@ pub mod recordings;
 pub mod sms;
 pub mod token;
 
+pub mod openapi;
 pub mod routes;

@@ -10,6 +10,8 @@ pub const INBOUND_TWIML: &str = "/twilio/voice/inbound";
 pub const VOICEMAIL_TWIML: &str = "/twilio/voice/voicemail";
 /// An agent's browser accepted the inbound call it was rung for.
 pub const AGENT_ANSWER_TWIML: &str = "/twilio/voice/answer";
+/// A transfer target or a supervisor answered the call they were rung for.
+pub const JOIN_TWIML: &str = "/twilio/voice/join";
 /// The customer leg of an outbound call.
 pub const CUSTOMER_TWIML: &str = "/twilio/voice/customer";
 /// Call progress and conference events.

@@ -13,6 +13,7 @@ use tracing::Instrument;
 use crate::api::{self, ApiError, MAX_BODY_BYTES, Request, Response};
 use crate::app::App;
 use crate::auth::{Agent, Role};
+use crate::openapi;
 use crate::paths;
 use crate::twilio::twiml;
 use crate::webhook::{self, Webhook, WebhookError};
@@ -20,6 +21,7 @@ use crate::webhook::{self, Webhook, WebhookError};
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub type AgentHandler = for<'a> fn(&'a App, Agent, Request) -> BoxFuture<'a, Result<Response, ApiError>>;
 pub type WebhookHandler = for<'a> fn(&'a App, Webhook, Request) -> BoxFuture<'a, Result<Response, WebhookError>>;
+pub type PublicHandler = for<'a> fn(&'a App, Request) -> BoxFuture<'a, Response>;
 
 /// Who may call a route, and how its failures are answered.
 #[derive(Clone, Copy)]
@@ -38,6 +40,14 @@ pub enum Handler {
     /// WebSocket before it reaches the table (a plain request is 426); in AWS
     /// it is the WebSocket API's `$connect` ([`SOCKET_ROUTES`]).
     Socket,
+    /// A file of the reference dialer (`web/dist`): public, no sign-in. Only
+    /// the entry points that serve the page embed it and hand it over with
+    /// [`serve_pages`] (the local server, the `web` function), so no other
+    /// function carries the bundle; without it the route is 404.
+    Page,
+    /// A public route of the API (`GET /health`, `GET /openapi.json`): no
+    /// sign-in, and an answer for everything (it cannot fail as a request).
+    Public(PublicHandler),
 }
 
 impl Handler {
@@ -153,6 +163,57 @@ pub static ROUTES: &[Route] = &[
         handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::control::hangup(app, agent, request))),
     },
     Route {
+        method: Method::POST,
+        path: "/calls/{callId}/transfer",
+        function: "calls",
+        summary: "transfer the call to an agent or a number, warm or cold",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::transfer::start(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/transfer/complete",
+        function: "calls",
+        summary: "hand a warm transfer over: the customer comes off hold, the transferring agent leaves",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::transfer::complete(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/transfer/cancel",
+        function: "calls",
+        summary: "call the transfer off: the target is hung up, the customer comes off hold",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::transfer::cancel(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/monitor",
+        function: "calls",
+        summary: "a supervisor listens in, whispers to the agent, or barges in (or changes mode)",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::monitor::start(app, agent, request))),
+    },
+    Route {
+        method: Method::DELETE,
+        path: "/calls/{callId}/monitor",
+        function: "calls",
+        summary: "the supervisor's own leg leaves the call",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::monitor::stop(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/participants/{label}/mute",
+        function: "calls",
+        summary: "mute or unmute one participant of the call",
+        handler: Handler::Agent(|app, agent, request| Box::pin(crate::calls::conference::mute(app, agent, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: "/calls/{callId}/recording",
+        function: "calls",
+        summary: "pause the call's recording (a card number is read aloud) or resume it",
+        handler: Handler::Agent(|app, agent, request| {
+            Box::pin(crate::calls::conference::pause_or_resume(app, agent, request))
+        }),
+    },
+    Route {
         method: Method::GET,
         path: "/calls/{callId}/recording",
         function: "calls",
@@ -174,6 +235,13 @@ pub static ROUTES: &[Route] = &[
         function: "agent-twiml",
         summary: "TwiML App Voice URL: the agent's browser joins the call's conference",
         handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::agent(app, hook, request))),
+    },
+    Route {
+        method: Method::POST,
+        path: paths::JOIN_TWIML,
+        function: "inbound-twiml",
+        summary: "a transfer target or a supervisor answered: they join the call's conference",
+        handler: Handler::TwilioVoice(|app, hook, request| Box::pin(crate::calls::voice::join(app, hook, request))),
     },
     Route {
         method: Method::POST,
@@ -245,6 +313,37 @@ pub static ROUTES: &[Route] = &[
         summary: "delivery status of the texts sent",
         handler: Handler::TwilioCallback(|app, hook, request| Box::pin(crate::sms::status(app, hook, request))),
     },
+    Route {
+        method: Method::GET,
+        path: "/",
+        function: "web",
+        summary: "the reference browser dialer",
+        handler: Handler::Page,
+    },
+    Route {
+        method: Method::GET,
+        path: "/assets/{file}",
+        function: "web",
+        summary: "the dialer's script and style sheet",
+        handler: Handler::Page,
+    },
+    // Public, in the `web` function beside the dialer's pages: no function of
+    // their own to deploy, and its role already has the one table read that
+    // `/health` makes.
+    Route {
+        method: Method::GET,
+        path: "/openapi.json",
+        function: "web",
+        summary: "the API contract: OpenAPI 3.1, generated from this table",
+        handler: Handler::Public(|_app, _request| Box::pin(async { contract() })),
+    },
+    Route {
+        method: Method::GET,
+        path: "/health",
+        function: "web",
+        summary: "up or down, for uptime checks: one cheap read of the store",
+        handler: Handler::Public(|app, _request| Box::pin(health(app))),
+    },
 ];
 
 /// A route of the WebSocket API (AWS) that serves live events.
@@ -299,6 +398,127 @@ pub fn functions() -> Vec<&'static str> {
         }
     }
     names
+}
+
+/// One file of the dialer, as an entry point embeds it: `index.html` is the
+/// page (`GET /`), the others are under `/assets/`.
+pub struct PageFile {
+    pub name: &'static str,
+    pub content_type: &'static str,
+    pub bytes: &'static [u8],
+}
+
+static PAGES: std::sync::OnceLock<Vec<(&'static PageFile, String)>> = std::sync::OnceLock::new();
+
+/// Serves `files` on this process's [`Handler::Page`] routes (once, at
+/// start; a second call changes nothing).
+pub fn serve_pages(files: &'static [PageFile]) {
+    use sha2::Digest;
+    let _ = PAGES.set(
+        files
+            .iter()
+            .map(|file| {
+                (
+                    file,
+                    format!("\"{}\"", hex::encode(&sha2::Sha256::digest(file.bytes)[..12])),
+                )
+            })
+            .collect(),
+    );
+}
+
+/// What the page may load: its own files, the API and sockets anywhere
+/// (Twilio's, the WebSocket API's), recordings as blobs; it may be framed
+/// (a CRM's side panel).
+const PAGE_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+     media-src 'self' blob: https:; connect-src 'self' https: wss: ws:; base-uri 'none'; form-action 'none'";
+
+fn page(request: &Request) -> Response {
+    let name = request.param("file").unwrap_or("index.html");
+    let Some((file, etag)) = PAGES.get().and_then(|files| files.iter().find(|(f, _)| f.name == name)) else {
+        return ApiError::NotFound(format!("no route for {}", request.path)).into_response();
+    };
+    // The names are fixed, so browsers check back (`no-cache`) and get a 304
+    // until a new build changes the bytes.
+    let unchanged = request
+        .header(header::IF_NONE_MATCH)
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag));
+    let mut response = if unchanged {
+        let mut response = http::Response::new(api::Body::Full(bytes::Bytes::new()));
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        response
+    } else {
+        api::with_type(StatusCode::OK, file.content_type, bytes::Bytes::from_static(file.bytes))
+    };
+    let headers = response.headers_mut();
+    let fixed = [
+        (header::CACHE_CONTROL, "no-cache"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::CONTENT_SECURITY_POLICY, PAGE_POLICY),
+    ];
+    for (name, value) in fixed {
+        headers.insert(name, http::HeaderValue::from_static(value));
+    }
+    if let Ok(value) = http::HeaderValue::from_str(etag) {
+        headers.insert(header::ETAG, value);
+    }
+    response
+}
+
+/// The API contract (OpenAPI 3.1) of this table: every agent, admin and
+/// public route, with what `openapi` keeps for each.
+pub fn openapi() -> serde_json::Value {
+    let operations: Vec<openapi::Operation> = ROUTES
+        .iter()
+        .filter_map(|route| {
+            let access = match route.handler {
+                Handler::Agent(_) => openapi::Access::Agent,
+                Handler::Admin(_) => openapi::Access::Admin,
+                Handler::Public(_) => openapi::Access::Public,
+                Handler::TwilioVoice(_) | Handler::TwilioCallback(_) | Handler::Socket | Handler::Page => return None,
+            };
+            Some(openapi::Operation {
+                method: route.method.as_str(),
+                path: route.path,
+                summary: route.summary,
+                access,
+            })
+        })
+        .collect();
+    openapi::document(&operations)
+}
+
+/// `GET /openapi.json`: the document, made once per process.
+fn contract() -> Response {
+    static DOCUMENT: std::sync::OnceLock<bytes::Bytes> = std::sync::OnceLock::new();
+    let body = DOCUMENT.get_or_init(|| {
+        // A `Value` always serialises.
+        serde_json::to_vec_pretty(&openapi()).unwrap_or_default().into()
+    });
+    api::with_type(StatusCode::OK, "application/json", body.clone())
+}
+
+/// `GET /health`: up if the store answers a read (of a workspace that need
+/// not exist: one key lookup), down otherwise. Nothing else is said.
+async fn health(app: &App) -> Response {
+    let read = match crate::ids::WorkspaceId::parse("health-check") {
+        Ok(probe) => app
+            .store
+            .get_workspace(&probe)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
+        Err(error) => Err(error.to_string()),
+    };
+    let (status, word) = match read {
+        Ok(()) => (StatusCode::OK, "up"),
+        Err(error) => {
+            tracing::warn!(%error, "health check: the store did not answer");
+            (StatusCode::SERVICE_UNAVAILABLE, "down")
+        }
+    };
+    api::no_store(api::json_response(status, &serde_json::json!({ "status": word })))
 }
 
 /// Matches requests against a set of routes and runs the matching handler.
@@ -401,6 +621,8 @@ impl Router {
                 Err(error) => callback_error(error),
             },
             Handler::Socket => ApiError::UpgradeRequired.into_response(),
+            Handler::Page => page(&request),
+            Handler::Public(handler) => handler(app, request).await,
         }
     }
 }
@@ -413,6 +635,12 @@ async fn run_agent(app: &App, request: Request, admin_only: bool, handler: Agent
     tracing::Span::current().record("workspace", agent.workspace.as_str());
     if admin_only && agent.role != Role::Admin {
         return ApiError::Forbidden("this route needs the admin role".into()).into_response();
+    }
+    // Handlers read queries as Twilio's forms are read, an empty value as
+    // absent; from an agent, `?updatedAfter=` is a mistake, not "no filter".
+    if let Some((name, _)) = request.query_params().0.iter().find(|(_, value)| value.is_empty()) {
+        let name: String = name.chars().take(40).collect();
+        return ApiError::BadRequest(format!("query parameter {name:?} is empty")).into_response();
     }
     handler(app, agent, request)
         .await
@@ -503,6 +731,69 @@ mod tests {
                 route.path
             );
         }
+    }
+
+    #[test]
+    fn pages_are_served_with_their_type_a_validator_and_a_policy() {
+        static FILES: &[PageFile] = &[
+            PageFile {
+                name: "index.html",
+                content_type: "text/html; charset=utf-8",
+                bytes: b"<!doctype html>",
+            },
+            PageFile {
+                name: "app.js",
+                content_type: "text/javascript; charset=utf-8",
+                bytes: b"export {}",
+            },
+        ];
+        serve_pages(FILES);
+        let get = |path: &str, file: Option<&str>, if_none_match: Option<&str>| {
+            let mut headers = http::HeaderMap::new();
+            if let Some(tag) = if_none_match {
+                headers.insert(header::IF_NONE_MATCH, http::HeaderValue::from_str(tag).unwrap());
+            }
+            page(&Request {
+                method: Method::GET,
+                path: path.into(),
+                query: None,
+                headers,
+                body: bytes::Bytes::new(),
+                params: file
+                    .map(|f| vec![("file".to_owned(), f.to_owned())])
+                    .unwrap_or_default(),
+                request_id: "test".into(),
+            })
+        };
+        let index = get("/", None, None);
+        assert_eq!(index.status(), StatusCode::OK);
+        assert_eq!(index.headers()[header::CONTENT_TYPE], "text/html; charset=utf-8");
+        assert_eq!(index.headers()[header::CACHE_CONTROL], "no-cache");
+        assert!(index.headers().contains_key(header::CONTENT_SECURITY_POLICY));
+        assert_eq!(
+            index.body(),
+            &api::Body::Full(bytes::Bytes::from_static(b"<!doctype html>"))
+        );
+        let etag = index.headers()[header::ETAG].to_str().unwrap().to_owned();
+
+        let script = get("/assets/app.js", Some("app.js"), Some(&etag));
+        assert_eq!(script.status(), StatusCode::OK, "another file's tag is not this one's");
+        assert_eq!(script.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        let again = get("/", None, Some(&format!("\"x\", {etag}")));
+        assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(again.body(), &api::Body::Full(bytes::Bytes::new()));
+
+        assert_eq!(
+            get("/assets/nope.js", Some("nope.js"), None).status(),
+            StatusCode::NOT_FOUND
+        );
+        // Only the `web` function and the local server serve them.
+        let pages: Vec<&str> = ROUTES
+            .iter()
+            .filter(|r| matches!(r.handler, Handler::Page))
+            .map(|r| r.function)
+            .collect();
+        assert_eq!(pages, ["web", "web"]);
     }
 
     #[test]

@@ -144,8 +144,7 @@ pub async fn verify(app: &App, request: &Request) -> Result<Webhook, WebhookErro
 /// Whether a `Content-Type` names a form: its media type, compared without
 /// regard to case, parameters (`; charset=utf-8`) aside.
 fn is_form_type(content_type: &str) -> bool {
-    let media_type = content_type.split(';').next().unwrap_or("").trim();
-    media_type.eq_ignore_ascii_case("application/x-www-form-urlencoded")
+    crate::api::is_media_type(content_type, "application/x-www-form-urlencoded")
 }
 
 /// The session a webhook names in its query (`?callId=`).
@@ -170,6 +169,7 @@ mod tests {
         assert!(is_form_type("application/x-www-form-urlencoded"));
         assert!(is_form_type("application/x-www-form-urlencoded; charset=utf-8"));
         assert!(is_form_type("Application/X-WWW-Form-Urlencoded"));
+        assert!(is_form_type("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
         assert!(!is_form_type("application/x-www-form-urlencodedXYZ"));
         assert!(!is_form_type("application/json"));
     }

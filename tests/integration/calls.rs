@@ -12,19 +12,19 @@ use switchboard::time::Timestamp;
 use switchboard_testkit::fake_twilio::FakeTwilio;
 use switchboard_testkit::harness::*;
 
-const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
-const OUR_NUMBER: &str = "+14155550100";
-const CUSTOMER: &str = "+14155550199";
-const ALICE: &str = "client:agent_alice";
+pub(crate) const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
+pub(crate) const OUR_NUMBER: &str = "+14155550100";
+pub(crate) const CUSTOMER: &str = "+14155550199";
+pub(crate) const ALICE: &str = "client:agent_alice";
 
-struct Phone {
-    t: TestApp,
-    twilio: FakeTwilio,
-    account: String,
+pub(crate) struct Phone {
+    pub(crate) t: TestApp,
+    pub(crate) twilio: FakeTwilio,
+    pub(crate) account: String,
 }
 
 /// A workspace connected through onboarding, with one number that rings alice.
-async fn phone() -> Phone {
+pub(crate) async fn phone() -> Phone {
     let account = account("acme").to_string();
     let twilio = FakeTwilio::start(&account, AUTH_TOKEN).await;
     twilio.add_number(OUR_NUMBER);
@@ -50,13 +50,13 @@ async fn phone() -> Phone {
 
 impl Phone {
     /// A webhook from this account, signed with its auth token.
-    async fn hook(&self, path_and_query: &str, params: &[(&str, &str)]) -> Reply {
+    pub(crate) async fn hook(&self, path_and_query: &str, params: &[(&str, &str)]) -> Reply {
         let mut all = params.to_vec();
         all.push(("AccountSid", &self.account));
         self.t.call(twilio_post(path_and_query, &all, AUTH_TOKEN)).await
     }
 
-    async fn place(&self, key: Option<&str>) -> Reply {
+    pub(crate) async fn place(&self, key: Option<&str>) -> Reply {
         let mut request = with_json(
             with_bearer(request(Method::POST, "/calls"), &agent_jwt("acme", "alice", "agent")),
             &json!({"to": CUSTOMER}),
@@ -67,7 +67,7 @@ impl Phone {
         self.t.call(request).await
     }
 
-    async fn session(&self, id: &str) -> CallSession {
+    pub(crate) async fn session(&self, id: &str) -> CallSession {
         let ws = WorkspaceId::parse("acme").unwrap();
         self.t
             .app
@@ -78,7 +78,7 @@ impl Phone {
             .unwrap()
     }
 
-    async fn sessions(&self) -> usize {
+    pub(crate) async fn sessions(&self) -> usize {
         let ws = WorkspaceId::parse("acme").unwrap();
         let query = switchboard::ports::CallQuery {
             limit: 100,
@@ -87,7 +87,7 @@ impl Phone {
         self.t.app.store.list_calls(&ws, &query).await.unwrap().items.len()
     }
 
-    async fn timeline(&self, id: &str) -> Vec<switchboard::model::calls::TimelineEvent> {
+    pub(crate) async fn timeline(&self, id: &str) -> Vec<switchboard::model::calls::TimelineEvent> {
         let ws = WorkspaceId::parse("acme").unwrap();
         self.t
             .app
@@ -97,27 +97,29 @@ impl Phone {
             .unwrap()
     }
 
-    fn dials(&self) -> Vec<Vec<(String, String)>> {
+    pub(crate) fn dials(&self) -> Vec<Vec<(String, String)>> {
         self.twilio.calls_created()
     }
 }
 
 /// `Timestamp` values Twilio would send, `seconds` after a fixed start.
-fn at(seconds: u32) -> String {
+pub(crate) fn at(seconds: u32) -> String {
     let t = Timestamp::from_unix_seconds(1_700_000_000 + i64::from(seconds)).unwrap();
     // RFC 2822, as Twilio formats it.
     let parsed = time::OffsetDateTime::parse(&t.rfc3339(), &time::format_description::well_known::Rfc3339).unwrap();
     parsed.format(&time::format_description::well_known::Rfc2822).unwrap()
 }
 
-struct Outbound {
-    call_id: String,
-    agent_sid: String,
-    conference_sid: String,
+pub(crate) struct Outbound {
+    pub(crate) call_id: String,
+    pub(crate) agent_sid: String,
+    pub(crate) conference_sid: String,
+    /// The TwiML the agent's leg got.
+    pub(crate) agent_twiml: String,
 }
 
 /// `POST /calls`, the browser connecting, and the agent joining the conference.
-async fn connect_agent(p: &Phone) -> Outbound {
+pub(crate) async fn connect_agent(p: &Phone) -> Outbound {
     let placed = p.place(None).await;
     assert_eq!(placed.status(), 201, "{}", placed.text());
     let call_id = placed.json()["callId"].as_str().unwrap().to_owned();
@@ -137,8 +139,10 @@ async fn connect_agent(p: &Phone) -> Outbound {
     let xml = twiml.text();
     assert!(xml.contains(&format!(">sb-{call_id}</Conference>")), "{xml}");
     assert!(xml.contains(r#"startConferenceOnEnter="true""#) && xml.contains(r#"endConferenceOnExit="true""#));
-    assert!(xml.contains(r#"statusCallbackEvent="start end join leave""#), "{xml}");
-    assert!(!xml.contains("record="), "the workspace does not record");
+    assert!(
+        xml.contains(r#"statusCallbackEvent="start end join leave hold""#),
+        "{xml}"
+    );
     let conference_sid = p.twilio.add_conference(&format!("sb-{call_id}"));
     p.twilio.add_participant(&conference_sid, &agent_sid);
     assert!(p.dials().is_empty(), "nobody is dialed before the agent is in the room");
@@ -146,10 +150,17 @@ async fn connect_agent(p: &Phone) -> Outbound {
         call_id,
         agent_sid,
         conference_sid,
+        agent_twiml: xml,
     }
 }
 
-fn conference_event(o: &Outbound, event: &'static str, call_sid: &str, sequence: u32, seconds: u32) -> Event {
+pub(crate) fn conference_event(
+    o: &Outbound,
+    event: &'static str,
+    call_sid: &str,
+    sequence: u32,
+    seconds: u32,
+) -> Event {
     Event {
         path: format!("/twilio/status?callId={}", o.call_id),
         params: vec![
@@ -163,7 +174,13 @@ fn conference_event(o: &Outbound, event: &'static str, call_sid: &str, sequence:
     }
 }
 
-fn customer_status(o: &Outbound, customer_sid: &str, status: &'static str, sequence: u32, seconds: u32) -> Event {
+pub(crate) fn customer_status(
+    o: &Outbound,
+    customer_sid: &str,
+    status: &'static str,
+    sequence: u32,
+    seconds: u32,
+) -> Event {
     let mut params = vec![
         ("CallSid", customer_sid.to_owned()),
         ("CallStatus", status.to_owned()),
@@ -197,20 +214,20 @@ fn agent_completed(o: &Outbound, seconds: u32) -> Event {
 }
 
 #[derive(Clone, Debug)]
-struct Event {
-    path: String,
-    params: Vec<(&'static str, String)>,
+pub(crate) struct Event {
+    pub(crate) path: String,
+    pub(crate) params: Vec<(&'static str, String)>,
 }
 
 impl Event {
-    async fn send(&self, p: &Phone) -> Reply {
+    pub(crate) async fn send(&self, p: &Phone) -> Reply {
         let params: Vec<(&str, &str)> = self.params.iter().map(|(k, v)| (*k, v.as_str())).collect();
         p.hook(&self.path, &params).await
     }
 }
 
 /// The agent joins; the customer is dialed; returns the customer's CallSid.
-async fn agent_joins(p: &Phone, o: &Outbound) -> String {
+pub(crate) async fn agent_joins(p: &Phone, o: &Outbound) -> String {
     let join = conference_event(o, "participant-join", &o.agent_sid, 1, 0)
         .send(p)
         .await;
@@ -224,6 +241,7 @@ async fn agent_joins(p: &Phone, o: &Outbound) -> String {
 async fn an_outbound_call_connects_both_ways_and_keeps_a_true_record() {
     let p = phone().await;
     let o = connect_agent(&p).await;
+    assert!(!o.agent_twiml.contains("record="), "the workspace does not record");
     let customer = agent_joins(&p, &o).await;
 
     let dial = &p.dials()[0];
@@ -508,10 +526,10 @@ async fn a_quickstart_dialer_that_only_sends_to_works_unchanged() {
     assert!(bad.text().contains("<Hangup/>"));
 }
 
-const CALLER: &str = "+14155550177";
+pub(crate) const CALLER: &str = "+14155550177";
 
 /// The number rings alice, bob and carol.
-async fn phone_with_three_agents() -> Phone {
+pub(crate) async fn phone_with_three_agents() -> Phone {
     let p = phone().await;
     let admin = agent_jwt("acme", "root", "admin");
     let assigned =
@@ -524,21 +542,21 @@ async fn phone_with_three_agents() -> Phone {
     p
 }
 
-struct Inbound {
-    call_id: String,
-    caller: String,
+pub(crate) struct Inbound {
+    pub(crate) call_id: String,
+    pub(crate) caller: String,
     /// The agents' legs by label (`agent-1` alice, `agent-2` bob, `agent-3` carol).
-    legs: Vec<(String, String)>,
+    pub(crate) legs: Vec<(String, String)>,
 }
 
 impl Inbound {
-    fn leg(&self, label: &str) -> &str {
+    pub(crate) fn leg(&self, label: &str) -> &str {
         &self.legs.iter().find(|(l, _)| l == label).unwrap().1
     }
 }
 
 /// A call to the number: the caller waits, the agents ring.
-async fn call_in(p: &Phone) -> Inbound {
+pub(crate) async fn call_in(p: &Phone) -> Inbound {
     let caller = p.twilio.add_call(CALLER, OUR_NUMBER);
     let ring = p
         .hook(
@@ -580,7 +598,7 @@ async fn call_in(p: &Phone) -> Inbound {
 
 impl Phone {
     /// The session a leg belongs to.
-    async fn session_of(&self, call_sid: &str) -> String {
+    pub(crate) async fn session_of(&self, call_sid: &str) -> String {
         let ws = WorkspaceId::parse("acme").unwrap();
         let sid = switchboard::ids::CallSid::parse(call_sid).unwrap();
         self.t
@@ -593,7 +611,7 @@ impl Phone {
             .to_string()
     }
 
-    async fn answer(&self, i: &Inbound, label: &str) -> Reply {
+    pub(crate) async fn answer(&self, i: &Inbound, label: &str) -> Reply {
         self.hook(
             &format!("/twilio/voice/answer?callId={}&label={label}", i.call_id),
             &[("CallSid", i.leg(label)), ("From", OUR_NUMBER), ("To", "client:x")],
@@ -601,7 +619,7 @@ impl Phone {
         .await
     }
 
-    async fn agent_leg_status(&self, i: &Inbound, label: &str, status: &str, second: u32) -> Reply {
+    pub(crate) async fn agent_leg_status(&self, i: &Inbound, label: &str, status: &str, second: u32) -> Reply {
         self.hook(
             &format!("/twilio/status?callId={}&leg=agent&label={label}", i.call_id),
             &[
@@ -614,7 +632,7 @@ impl Phone {
     }
 
     /// The legs Switchboard stopped ringing (`Status=canceled`).
-    fn canceled(&self) -> Vec<String> {
+    pub(crate) fn canceled(&self) -> Vec<String> {
         self.twilio
             .requests()
             .iter()
@@ -624,7 +642,7 @@ impl Phone {
     }
 
     /// Redirects of a call to other TwiML (`Url=`): the caller sent to voicemail.
-    fn redirects(&self) -> Vec<(String, String)> {
+    pub(crate) fn redirects(&self) -> Vec<(String, String)> {
         self.twilio
             .requests()
             .iter()
@@ -788,6 +806,33 @@ async fn the_workspaces_ring_time_and_wait_music_are_used() {
 
 /// Two agents accept in the same instant (real parallel requests): exactly
 /// one joins; the other is told it was taken; nothing is written twice.
+/// Only a leg rung for an agent answers: a signed answer naming the
+/// caller's label (or any other) is told no, and changes nothing.
+#[tokio::test]
+async fn only_an_agent_leg_can_answer() {
+    let p = phone_with_three_agents().await;
+    let i = call_in(&p).await;
+    let before = p.session(&i.call_id).await;
+    for label in ["customer", "supervisor-1", "nobody"] {
+        let reply = p
+            .hook(
+                &format!("/twilio/voice/answer?callId={}&label={label}", i.call_id),
+                &[("CallSid", "CA0123456789abcdef0123456789abcdef"), ("From", OUR_NUMBER)],
+            )
+            .await;
+        assert_eq!(reply.status(), 200);
+        assert!(
+            reply.text().contains("<Hangup/>") && !reply.text().contains("<Conference"),
+            "{label}: {}",
+            reply.text()
+        );
+    }
+    assert_eq!(p.session(&i.call_id).await, before, "nothing changed");
+    assert!(p.canceled().is_empty(), "no agent stopped ringing");
+    // The agents can still answer.
+    assert!(p.answer(&i, "agent-1").await.text().contains("<Conference"));
+}
+
 #[tokio::test]
 async fn two_agents_answering_at_once_one_joins() {
     let p = Arc::new(phone_with_three_agents().await);
@@ -960,6 +1005,7 @@ async fn twenty_identical_requests_make_one_session_and_one_call() {
         call_id,
         agent_sid,
         conference_sid: p.twilio.add_conference("room"),
+        agent_twiml: String::new(),
     };
     let join = Arc::new(conference_event(&o, "participant-join", &o.agent_sid, 1, 0));
     let tasks: Vec<_> = (0..20)
@@ -972,6 +1018,44 @@ async fn twenty_identical_requests_make_one_session_and_one_call() {
         assert_eq!(task.await.unwrap(), 200);
     }
     assert_eq!(p.dials().len(), 1);
+}
+
+/// Agent ids may contain `:`: `alice` with key `x:k9` and `alice:x` with key
+/// `k9` are two agents' two requests, so two sessions.
+#[tokio::test]
+async fn idempotency_keys_of_two_agents_do_not_collide() {
+    let p = phone().await;
+    let admin = agent_jwt("acme", "root", "admin");
+    let assigned =
+        p.t.call(with_json(
+            with_bearer(request(Method::PUT, "/workspace/numbers/%2B14155550100"), &admin),
+            &json!({"agents": ["alice", "alice:x"]}),
+        ))
+        .await;
+    assert_eq!(assigned.status(), 200, "{}", assigned.text());
+    let place = |agent: &str, key: &str| {
+        let mut request = with_json(
+            with_bearer(request(Method::POST, "/calls"), &agent_jwt("acme", agent, "agent")),
+            &json!({"to": CUSTOMER}),
+        );
+        request.headers.insert("idempotency-key", key.parse().unwrap());
+        let t = &p.t;
+        async move {
+            let reply = t.call(request).await;
+            assert_eq!(reply.status(), 201, "{}", reply.text());
+            reply.json()["callId"].as_str().unwrap().to_owned()
+        }
+    };
+    let alices = place("alice", "x:k9").await;
+    let other = place("alice:x", "k9").await;
+    assert_ne!(alices, other, "two agents' keys are two requests");
+    assert_eq!(p.sessions().await, 2);
+    assert_eq!(p.session(&alices).await.agent.unwrap().as_str(), "alice");
+    assert_eq!(p.session(&other).await.agent.unwrap().as_str(), "alice:x");
+    // Each agent's retry still finds its own session.
+    assert_eq!(place("alice", "x:k9").await, alices);
+    assert_eq!(place("alice:x", "k9").await, other);
+    assert_eq!(p.sessions().await, 2);
 }
 
 #[tokio::test]

@@ -65,26 +65,35 @@ async fn token_mints_a_voice_access_token_for_the_agent() {
 async fn a_voice_token_ends_with_the_sign_in_that_obtained_it() {
     let t = TestApp::new().await;
     t.seed_workspace("acme", &account("acme"), "tok").await;
-    let two_minutes_left = jwt_hs256(
-        &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": now() + 120}),
-        HS256_SECRET,
-    );
-    let reply = t.call(token_request(&two_minutes_left)).await;
-    assert_eq!(reply.status(), 200);
-    let expires_in = reply.json()["expiresIn"].as_u64().unwrap();
-    assert!((115..=120).contains(&expires_in), "{expires_in}");
-    let token = reply.json()["token"].as_str().unwrap().to_owned();
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.validate_exp = false;
-    validation.set_required_spec_claims::<&str>(&[]);
-    let claims = jsonwebtoken::decode::<serde_json::Value>(
-        &token,
-        &DecodingKey::from_secret(b"api-key-secret-of-acme"),
-        &validation,
-    )
-    .unwrap()
-    .claims;
-    assert!(claims["exp"].as_u64().unwrap() <= now() + 120);
+    for seconds_left in [120, 60] {
+        let signed_in_until = now() + seconds_left;
+        let sign_in = jwt_hs256(
+            &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": signed_in_until}),
+            HS256_SECRET,
+        );
+        let reply = t.call(token_request(&sign_in)).await;
+        assert_eq!(reply.status(), 200);
+        let expires_in = reply.json()["expiresIn"].as_u64().unwrap();
+        assert!(
+            (seconds_left - 5..=seconds_left).contains(&expires_in),
+            "{seconds_left} s left: {expires_in}"
+        );
+        let token = reply.json()["token"].as_str().unwrap().to_owned();
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.validate_exp = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims = jsonwebtoken::decode::<serde_json::Value>(
+            &token,
+            &DecodingKey::from_secret(b"api-key-secret-of-acme"),
+            &validation,
+        )
+        .unwrap()
+        .claims;
+        assert!(
+            claims["exp"].as_u64().unwrap() <= signed_in_until,
+            "{seconds_left} s left"
+        );
+    }
 }
 
 #[tokio::test]
@@ -161,6 +170,72 @@ async fn sign_in_failures_are_401_with_a_json_error() {
     let reply = t.call(request(Method::POST, "/token")).await;
     assert_eq!(reply.status(), 401);
     assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+}
+
+/// A token whose `nbf` (not before) is in the future is not valid yet, beyond
+/// the same leeway for clock skew that `exp` gets; `nbf` stays optional.
+#[tokio::test]
+async fn a_token_is_not_valid_before_its_nbf_with_hs256() {
+    let t = TestApp::new().await;
+    t.seed_workspace("acme", &account("acme"), "tok").await;
+    let with_nbf = |nbf: serde_json::Value| {
+        jwt_hs256(
+            &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": now() + 7200, "nbf": nbf}),
+            HS256_SECRET,
+        )
+    };
+    assert_nbf_is_enforced(&t, with_nbf).await;
+}
+
+#[tokio::test]
+async fn a_token_is_not_valid_before_its_nbf_with_jwks() {
+    let idp = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/jwks"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(jwks(&["rsa-1", "ec-1"])))
+        .mount(&idp)
+        .await;
+    let t = TestApp::with_env(&[
+        ("SWITCHBOARD_AUTH_HS256_SECRET", ""),
+        ("SWITCHBOARD_AUTH_JWKS_URL", &format!("{}/jwks", idp.uri())),
+    ])
+    .await;
+    t.seed_workspace("acme", &account("acme"), "tok").await;
+    for kid in ["rsa-1", "ec-1"] {
+        let with_nbf = |nbf: serde_json::Value| {
+            jwt_from_fixture(
+                &serde_json::json!({"sub": "alice", "workspace_id": "acme", "exp": now() + 7200, "nbf": nbf}),
+                kid,
+            )
+        };
+        assert_nbf_is_enforced(&t, with_nbf).await;
+    }
+}
+
+async fn assert_nbf_is_enforced(t: &TestApp, with_nbf: impl Fn(serde_json::Value) -> String) {
+    for (name, nbf) in [
+        ("in an hour", serde_json::json!(now() + 3600)),
+        ("just past the leeway", serde_json::json!(now() + 90)),
+        ("not a number", serde_json::json!("soon")),
+    ] {
+        let reply = t.call(token_request(&with_nbf(nbf))).await;
+        assert_eq!(reply.status(), 401, "nbf {name}: {}", reply.text());
+        assert_eq!(reply.error_code(), "unauthorized", "nbf {name}");
+    }
+    let future = t.call(token_request(&with_nbf(serde_json::json!(now() + 3600)))).await;
+    assert!(future.text().contains("not valid yet"), "{}", future.text());
+    // Sockets sign in with the same check.
+    let socket = t.app.auth.check(&with_nbf(serde_json::json!(now() + 3600))).await;
+    assert!(socket.is_err(), "{socket:?}");
+
+    for (name, nbf) in [
+        ("a minute ago", serde_json::json!(now() - 60)),
+        ("now", serde_json::json!(now())),
+        ("within the leeway (clock skew)", serde_json::json!(now() + 10)),
+    ] {
+        let reply = t.call(token_request(&with_nbf(nbf))).await;
+        assert_eq!(reply.status(), 200, "nbf {name}: {}", reply.text());
+    }
 }
 
 #[tokio::test]
@@ -403,6 +478,42 @@ mod webhook_gate {
         assert!(webhook::verify(&t.app, &signed("new-token")).await.is_ok());
         let old = webhook::verify(&t.app, &signed("old-token")).await;
         assert!(matches!(old, Err(WebhookError::Forbidden)), "{old:?}");
+    }
+
+    /// The form check reads the media type: any case, parameters aside, and
+    /// not a prefix. A body that is not a form carries no `AccountSid`, so
+    /// the gate cannot tell whose it is: 403.
+    #[tokio::test]
+    async fn the_form_content_type_is_a_media_type() {
+        let t = TestApp::new().await;
+        let acme = account("acme");
+        t.seed_workspace("acme", &acme, "tok").await;
+        let p = params(acme.as_str());
+        let with_type = |content_type: &'static str| {
+            let mut request = twilio_post("/twilio/status", &p, "tok");
+            request
+                .headers
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(content_type));
+            request
+        };
+        for accepted in [
+            "application/x-www-form-urlencoded",
+            "Application/X-WWW-Form-Urlencoded; charset=UTF-8",
+            "APPLICATION/X-WWW-FORM-URLENCODED",
+        ] {
+            let result = webhook::verify(&t.app, &with_type(accepted)).await;
+            assert!(result.is_ok(), "{accepted}: {result:?}");
+        }
+        for refused in [
+            "application/x-www-form-urlencodedXYZ",
+            "application/x-www-form-urlencoded-not; charset=utf-8",
+            "text/plain",
+        ] {
+            let result = webhook::verify(&t.app, &with_type(refused)).await;
+            assert!(matches!(result, Err(WebhookError::Forbidden)), "{refused}: {result:?}");
+            let reply = t.call(with_type(refused)).await;
+            assert_eq!(reply.status(), 403, "{refused}");
+        }
     }
 
     #[tokio::test]

@@ -249,6 +249,13 @@ fn expected(event: &str) -> Expected {
                 assert_eq!(body["connectParams"]["callId"], body["callId"], "{body}");
             },
         },
+        "web/get-dialer.json" => Expected {
+            setup: Setup::Connected,
+            status: 200,
+            check: |reply, _| {
+                assert!(reply.text().contains("<title>"), "the dialer's page");
+            },
+        },
         "calls/get-calls.json" => Expected {
             setup: Setup::Connected,
             status: 200,
@@ -519,7 +526,11 @@ async fn every_event_gets_its_expected_response_through_lambda_http() {
             "events/{name}: the Lambda request id reaches the logs"
         );
 
-        // The routes this function serves, as the deployed function serves them.
+        // The routes this function serves, as the deployed function serves
+        // them (the `web` function hands its embedded files over first).
+        if event.function == "web" {
+            routes::serve_pages(dialer::FILES);
+        }
         let router = Router::for_function(&event.function).expect("a function of the route table");
         let response = router.dispatch(&t.app, core).await;
         let status = response.status();
@@ -640,4 +651,11 @@ fn worker_events_are_what_their_source_delivers() {
             }
         }
     }
+}
+
+/// The dialer's built files, as `functions/web` embeds them.
+#[allow(dead_code)]
+mod dialer {
+    use switchboard::routes::PageFile;
+    include!("../../web/dist.rs");
 }

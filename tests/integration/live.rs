@@ -377,3 +377,75 @@ async fn bad_tokens_are_refused_before_the_upgrade_and_an_expired_socket_closes(
 fn urlencode(value: &str) -> String {
     form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
+
+/// Every participant change reaches the sockets as it happens: who answered,
+/// who joined the conference, who was muted.
+#[tokio::test]
+async fn participant_changes_are_pushed_as_they_happen() {
+    let twilio = FakeTwilio::start(&account(), AUTH_TOKEN).await;
+    twilio.add_number(ACME_NUMBER);
+    let server = start(&twilio).await;
+    server.connect_acme().await;
+    let mut alice = server.socket(&agent("alice", "acme")).await;
+
+    let caller_leg = sid::<String>("CA", "live-participants");
+    let id = inbound_call(&server, &caller_leg).await;
+    let bob_leg = twilio
+        .calls()
+        .into_iter()
+        .find(|c| c.to.starts_with("client:agent_bob"))
+        .expect("bob is rung")
+        .sid;
+    let label = |frame: &Value, label: &str| frame["data"]["participants"][label].clone();
+
+    // Bob accepts: alice's socket sees bob's leg answered and hers stop ringing.
+    let answer = server
+        .twilio(
+            &format!("/twilio/voice/answer?callId={id}&label=agent-2"),
+            &[("CallSid", &bob_leg), ("From", ACME_NUMBER), ("To", "client:agent_bob")],
+        )
+        .await;
+    assert_eq!(answer.status(), 200);
+    let answered = loop {
+        let frame = next(&mut alice).await;
+        if frame["type"] == "call" && label(&frame, "agent-2")["state"] == "answered" {
+            break frame;
+        }
+    };
+    assert_eq!(answered["data"]["answeredBy"], "agent-2");
+
+    // Both legs join the conference; then bob mutes the caller.
+    let conference = twilio.add_conference(&format!("sb-{id}"));
+    twilio.add_participant(&conference, &caller_leg);
+    for (sequence, leg) in [&caller_leg, &bob_leg].into_iter().enumerate() {
+        let joined = server
+            .twilio(
+                &format!("/twilio/status?callId={id}"),
+                &[
+                    ("ConferenceSid", &conference),
+                    ("StatusCallbackEvent", "participant-join"),
+                    ("CallSid", leg),
+                    ("SequenceNumber", &sequence.to_string()),
+                ],
+            )
+            .await;
+        assert_eq!(joined.status(), 200);
+    }
+    let in_progress = call_in_state(&mut alice, &id, "in-progress").await;
+    assert_eq!(label(&in_progress, "agent-2")["state"], "joined");
+    let muted = server
+        .http
+        .post(format!("{}/calls/{id}/participants/customer/mute", server.base))
+        .bearer_auth(agent("bob", "acme"))
+        .json(&json!({"muted": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(muted.status(), 200, "{}", muted.text().await.unwrap());
+    loop {
+        let frame = next(&mut alice).await;
+        if frame["type"] == "call" && label(&frame, "customer")["muted"] == true {
+            break;
+        }
+    }
+}

@@ -4,14 +4,20 @@
 
 mod aws_adapters;
 mod calls;
+mod control;
+mod dialer;
 mod fake_twilio;
+mod faults;
 mod foundation;
 mod lambda_events;
 mod live;
 mod live_aws;
 mod local_server;
 mod onboarding;
+mod openapi;
 mod recordings;
+mod sandbox;
 mod sms;
 mod template;
 mod twilio_contract;
+mod webhook_fuzz;

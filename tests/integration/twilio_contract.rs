@@ -27,7 +27,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use switchboard::ids::{AccountSid, ApiKeySid, ApplicationSid, CallSid, ConferenceSid, PhoneNumberSid};
 use switchboard::twilio::rest::{
-    Application, EndCall, IncomingNumber, NumberWebhooks, TwilioClient, TwilioError, VoiceWebhooks,
+    Application, EndCall, IncomingNumber, NumberWebhooks, ParticipantChange, TwilioClient, TwilioError, VoiceWebhooks,
 };
 
 pub const PRISM_URL_VAR: &str = "SWITCHBOARD_TEST_PRISM_URL";
@@ -806,6 +806,85 @@ async fn hold_participant() {
                     hold,
                     switchboard::calls::control::HOLD_MUSIC_URL,
                 )
+                .await,
+        );
+    }
+}
+
+/// Every change a transfer, a supervisor or a mute makes to a participant.
+#[tokio::test]
+async fn update_participant() {
+    let coached = CallSid::parse(CALL).unwrap();
+    let changes = [
+        // A transferring agent who may leave without ending the call.
+        ParticipantChange {
+            end_conference_on_exit: Some(false),
+            ..ParticipantChange::default()
+        },
+        // Mute, unmute.
+        ParticipantChange {
+            muted: Some(true),
+            ..ParticipantChange::default()
+        },
+        // A supervisor listening, whispering, barging.
+        ParticipantChange {
+            muted: Some(true),
+            coaching: Some(false),
+            ..ParticipantChange::default()
+        },
+        ParticipantChange {
+            muted: Some(false),
+            coaching: Some(true),
+            call_sid_to_coach: Some(&coached),
+            ..ParticipantChange::default()
+        },
+        ParticipantChange {
+            hold: Some(true),
+            hold_url: Some(switchboard::calls::control::HOLD_MUSIC_URL),
+            end_conference_on_exit: Some(true),
+            ..ParticipantChange::default()
+        },
+    ];
+    for change in changes {
+        let contract = Contract::start().await;
+        contract.accepted(
+            "update_participant",
+            contract
+                .api_key_client()
+                .update_participant(
+                    &ConferenceSid::parse(CONFERENCE).unwrap(),
+                    &CallSid::parse(CALL).unwrap(),
+                    &change,
+                )
+                .await,
+        );
+    }
+}
+
+#[tokio::test]
+async fn remove_participant() {
+    let contract = Contract::start().await;
+    contract.accepted(
+        "remove_participant",
+        contract
+            .api_key_client()
+            .remove_participant(
+                &ConferenceSid::parse(CONFERENCE).unwrap(),
+                &CallSid::parse(CALL).unwrap(),
+            )
+            .await,
+    );
+}
+
+#[tokio::test]
+async fn pause_and_resume_a_conference_recording() {
+    for paused in [true, false] {
+        let contract = Contract::start().await;
+        contract.accepted(
+            "pause_conference_recording",
+            contract
+                .api_key_client()
+                .pause_conference_recording(&ConferenceSid::parse(CONFERENCE).unwrap(), paused)
                 .await,
         );
     }

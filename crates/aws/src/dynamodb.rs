@@ -877,22 +877,30 @@ impl DynamoStore {
 
     /// Sets a number's own fields, creating the item if needed, keeping any
     /// agents and label it already has.
+    /// Twilio's side of a number (the number, its SID) is set; ours (agents,
+    /// label) is set only on a number that is new, and kept on one that is not.
     fn upsert_number(&self, ws: &WorkspaceId, number: &PhoneNumber) -> Result<TransactWriteItem, StoreError> {
-        let names = names([("#number", "number"), ("#agents", "agents"), ("#sid", "sid")]);
-        let mut values = values([
-            (":number", s(number.number.as_str())),
-            (":none", AttributeValue::L(Vec::new())),
-        ]);
+        let agents = serde_dynamo::to_attribute_value(&number.agents)
+            .map_err(|err| StoreError::Corrupt(format!("agents do not fit an attribute: {err}")))?;
+        let mut names = names([("#number", "number"), ("#agents", "agents"), ("#sid", "sid")]);
+        let mut values = values([(":number", s(number.number.as_str())), (":agents", agents)]);
+        let mut set = vec!["#number = :number", "#agents = if_not_exists(#agents, :agents)"];
+        if let Some(label) = &number.label {
+            names.insert("#label".into(), "label".into());
+            values.insert(":label".into(), s(label.clone()));
+            set.push("#label = if_not_exists(#label, :label)");
+        }
         let expression = match &number.sid {
             Some(sid) => {
                 values.insert(":sid".into(), s(sid.as_str()));
-                "SET #number = :number, #agents = if_not_exists(#agents, :none), #sid = :sid"
+                set.push("#sid = :sid");
+                format!("SET {}", set.join(", "))
             }
-            None => "SET #number = :number, #agents = if_not_exists(#agents, :none) REMOVE #sid",
+            None => format!("SET {} REMOVE #sid", set.join(", ")),
         };
         self.update(
             key(keys::workspace(ws), keys::number(&number.number)),
-            expression.to_owned(),
+            expression,
             None,
             names,
             values,

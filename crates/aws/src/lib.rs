@@ -16,7 +16,10 @@ pub use sockets::ApiGatewaySockets;
 pub use sqs::SqsJobQueue;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use switchboard_model::ports::{Adapters, JobQueue, NoQueue, RecordingStore};
 
 /// Where each adapter points.
@@ -31,9 +34,66 @@ pub struct AwsResources {
 }
 
 /// The SDK's configuration from its own chain (region, credentials,
-/// `AWS_ENDPOINT_URL`): loaded once per cold start.
+/// `AWS_ENDPOINT_URL`), with Switchboard's retries and timeouts
+/// ([`with_limits`]): loaded once per cold start.
 pub async fn sdk_config() -> aws_config::SdkConfig {
-    aws_config::load_from_env().await
+    with_limits(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+        .load()
+        .await
+}
+
+/// Attempts per call, the first included: a failed attempt (a 5xx, a
+/// throttle, a reset, a timeout) is retried twice.
+pub const MAX_ATTEMPTS: u32 = 3;
+/// The first retry waits a random time up to this (full jitter), each next
+/// one up to twice as long, never more than [`MAX_BACKOFF`].
+pub const INITIAL_BACKOFF: Duration = Duration::from_millis(50);
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Opening a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// One attempt of a DynamoDB, KMS or SQS call (they answer in milliseconds):
+/// a hung attempt is abandoned and retried.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(1);
+/// A whole DynamoDB, KMS or SQS call, retries included. A webhook makes a
+/// handful of such calls in a row and Twilio gives it 15 s: a service that
+/// hangs fails the first call within this, and the webhook is answered
+/// (503, or TwiML) well inside Twilio's limit.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(3);
+/// S3 moves recordings part by part (8 MiB): longer, and never on a
+/// webhook's path (copies run after the answer).
+pub const S3_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const S3_OPERATION_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// Bounded retries with exponential backoff and jitter (the SDK's standard
+/// mode, which also stops retrying when most recent attempts failed), and
+/// explicit timeouts, on a configuration `loader` (the SDK's defaults leave
+/// attempts and operations without a time limit).
+pub fn with_limits(loader: aws_config::ConfigLoader) -> aws_config::ConfigLoader {
+    loader.retry_config(retry_config()).timeout_config(timeout_config())
+}
+
+pub fn retry_config() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(MAX_ATTEMPTS)
+        .with_initial_backoff(INITIAL_BACKOFF)
+        .with_max_backoff(MAX_BACKOFF)
+}
+
+pub fn timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+/// S3's: the same connect timeout, longer attempts (see [`S3_ATTEMPT_TIMEOUT`]).
+pub fn s3_timeout_config() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(S3_ATTEMPT_TIMEOUT)
+        .operation_timeout(S3_OPERATION_TIMEOUT)
+        .build()
 }
 
 /// The adapters behind every port.
@@ -42,6 +102,7 @@ pub fn open(sdk: &aws_config::SdkConfig, resources: &AwsResources) -> Adapters {
         // Emulators behind AWS_ENDPOINT_URL serve buckets by path.
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(sdk.endpoint_url().is_some())
+            .timeout_config(s3_timeout_config())
             .build();
         Arc::new(S3Recordings::new(aws_sdk_s3::Client::from_conf(s3), bucket.clone())) as Arc<dyn RecordingStore>
     });
@@ -63,4 +124,37 @@ pub fn open(sdk: &aws_config::SdkConfig, resources: &AwsResources) -> Adapters {
 /// The table on its own: what the live-event functions keep connections in.
 pub fn table(sdk: &aws_config::SdkConfig, resources: &AwsResources) -> DynamoStore {
     DynamoStore::new(aws_sdk_dynamodb::Client::new(sdk), resources.table.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A hung call must give up long before Twilio's 15 s webhook limit,
+    /// with room for the few calls a webhook makes in a row.
+    #[test]
+    fn calls_are_bounded_in_attempts_and_time() {
+        let retry = retry_config();
+        assert_eq!(retry.max_attempts(), MAX_ATTEMPTS);
+        assert_eq!(retry.initial_backoff(), INITIAL_BACKOFF);
+        let timeouts = timeout_config();
+        assert_eq!(timeouts.operation_attempt_timeout(), Some(ATTEMPT_TIMEOUT));
+        assert_eq!(timeouts.operation_timeout(), Some(OPERATION_TIMEOUT));
+        assert_eq!(timeouts.connect_timeout(), Some(CONNECT_TIMEOUT));
+        assert!(OPERATION_TIMEOUT * 4 < Duration::from_secs(15));
+        assert!(ATTEMPT_TIMEOUT * MAX_ATTEMPTS + MAX_BACKOFF * (MAX_ATTEMPTS - 1) >= OPERATION_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn the_loaded_configuration_carries_the_limits() {
+        let sdk = with_limits(aws_config::defaults(aws_config::BehaviorVersion::latest()))
+            .region(aws_config::Region::new("us-east-1"))
+            .load()
+            .await;
+        assert_eq!(sdk.retry_config().map(RetryConfig::max_attempts), Some(MAX_ATTEMPTS));
+        assert_eq!(
+            sdk.timeout_config().and_then(TimeoutConfig::operation_timeout),
+            Some(OPERATION_TIMEOUT)
+        );
+    }
 }

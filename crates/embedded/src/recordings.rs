@@ -4,7 +4,8 @@
 //! `stat` reports (size, SHA-256, content type). An upload streams into a
 //! hidden temporary file beside its final place (same filesystem, so the
 //! final rename is atomic), hashing as it goes; nothing appears under the key
-//! until `finish`.
+//! until `finish`. Directories are 0700 and files 0600 (see
+//! [`crate::owner_only`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,15 @@ impl LocalRecordings {
     /// Recordings live under `dir`, which is created on the first upload.
     pub fn new(dir: PathBuf) -> Self {
         Self { dir }
+    }
+
+    /// Recordings under `dir`, created now as 0700, or tightened to it if it
+    /// is open to others: with no access to the directory, others reach no
+    /// recording below it whatever an older file's own mode. Blocks; call it
+    /// once at startup.
+    pub fn open(dir: PathBuf) -> Result<Self, StoreError> {
+        crate::owner_only::create_dir(&dir).map_err(|e| io_error("cannot create the recording directory", &dir, e))?;
+        Ok(Self { dir })
     }
 
     fn path_of(&self, key: &RecordingKey) -> Result<PathBuf, StoreError> {
@@ -59,6 +69,24 @@ fn sidecar_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Creates directories (and their missing parents) as 0700.
+fn private_dir_builder() -> tokio::fs::DirBuilder {
+    let mut builder = tokio::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(crate::owner_only::DIR_MODE);
+    builder
+}
+
+/// Creates a new file, 0600, for writing; fails if it exists.
+async fn private_new_file(path: &Path) -> io::Result<tokio::fs::File> {
+    let mut options = tokio::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    options.mode(crate::owner_only::FILE_MODE);
+    options.open(path).await
+}
+
 /// A hidden, unique name beside `path`.
 fn temp_path(path: &Path, suffix: &str) -> PathBuf {
     let name = path
@@ -73,15 +101,13 @@ impl RecordingStore for LocalRecordings {
     async fn begin(&self, key: &RecordingKey, content_type: &str) -> Result<Box<dyn RecordingUpload>, StoreError> {
         let target = self.path_of(key)?;
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent)
+            private_dir_builder()
+                .create(parent)
                 .await
                 .map_err(|e| io_error("cannot create the recording directory", parent, e))?;
         }
         let temp = temp_path(&target, "part");
-        let file = tokio::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&temp)
+        let file = private_new_file(&temp)
             .await
             .map_err(|e| io_error("cannot create a temporary recording file", &temp, e))?;
         Ok(Box::new(LocalUpload {
@@ -232,7 +258,7 @@ async fn write_sidecar(target: &Path, object: &StoredObject) -> Result<(), Store
     let path = sidecar_path(target);
     let temp = temp_path(&path, "tmp");
     let written = async {
-        let mut file = tokio::fs::File::create_new(&temp).await?;
+        let mut file = private_new_file(&temp).await?;
         file.write_all(&json).await?;
         file.sync_all().await?;
         tokio::fs::rename(&temp, &path).await
@@ -336,6 +362,39 @@ mod tests {
             vec![object_key.clone(), format!("{object_key}.json")],
             "no temporary files left"
         );
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn recordings_and_their_directories_are_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        let root = tempfile::tempdir().unwrap();
+        // Created lazily by the first upload, or up front by `open`.
+        let lazy = LocalRecordings::new(root.path().join("lazy"));
+        let opened = LocalRecordings::open(root.path().join("opened")).unwrap();
+        assert_eq!(mode(&root.path().join("opened")), 0o700);
+        for store in [lazy, opened] {
+            let key = key("mp3");
+            let mut upload = store.begin(&key, "audio/mpeg").await.unwrap();
+            upload.write(Bytes::from_static(b"ID3")).await.unwrap();
+            upload.finish().await.unwrap();
+            let media = store.dir.join(key.object_key());
+            assert_eq!(mode(&media), 0o600, "{}", media.display());
+            assert_eq!(mode(&sidecar_path(&media)), 0o600);
+            let mut dir = media.parent().unwrap();
+            while dir.starts_with(&store.dir) {
+                assert_eq!(mode(dir), 0o700, "{}", dir.display());
+                dir = dir.parent().unwrap();
+            }
+        }
+
+        // A directory left open to others by an older version is tightened.
+        let old = root.path().join("old");
+        std::fs::create_dir(&old).unwrap();
+        std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o755)).unwrap();
+        LocalRecordings::open(old.clone()).unwrap();
+        assert_eq!(mode(&old), 0o700);
     }
 
     #[tokio::test]

@@ -112,7 +112,7 @@ fn associated_data(workspace: &WorkspaceId) -> Vec<u8> {
 
 fn read_key(path: &Path) -> io::Result<Zeroizing<[u8; KEY_LEN]>> {
     let file = File::open(path).map_err(|e| context(e, "cannot open the secret key file", path))?;
-    warn_if_readable_by_others(&file, path);
+    make_private(path);
     // One byte more than a key, to tell "too long" from "exactly right".
     let mut bytes = Zeroizing::new(Vec::with_capacity(KEY_LEN + 1));
     file.take(KEY_LEN as u64 + 1)
@@ -144,7 +144,8 @@ fn create_key(path: &Path) -> io::Result<Zeroizing<[u8; KEY_LEN]>> {
         Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&dir).map_err(|e| context(e, "cannot create the directory for the secret key", &dir))?;
+    crate::owner_only::create_missing_dirs(&dir)
+        .map_err(|e| context(e, "cannot create the directory for the secret key", &dir))?;
 
     let mut key = Zeroizing::new([0u8; KEY_LEN]);
     key.copy_from_slice(&Aes256Gcm::generate_key(&mut OsRng));
@@ -187,21 +188,18 @@ fn sync_dir(_dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-#[cfg(unix)]
-fn warn_if_readable_by_others(file: &File, path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = file.metadata()
-        && meta.permissions().mode() & 0o077 != 0
-    {
+/// Tightens a key file others may read (made by hand, or copied in from a
+/// backup); if that is not allowed (another user's file), says so and goes
+/// on: the key is still needed to serve.
+fn make_private(path: &Path) {
+    if let Err(error) = crate::owner_only::restrict(path) {
         tracing::warn!(
             path = %path.display(),
-            "the secret key file is accessible to other users; run chmod 600 on it"
+            error = %error,
+            "the secret key file may be accessible to other users and could not be made private; run chmod 600 on it"
         );
     }
 }
-
-#[cfg(not(unix))]
-fn warn_if_readable_by_others(_file: &File, _path: &Path) {}
 
 fn context(error: io::Error, what: &str, path: &Path) -> io::Error {
     io::Error::new(error.kind(), format!("{what} {}: {error}", path.display()))
@@ -321,6 +319,18 @@ mod tests {
         LocalSecretBox::open_or_create(&path).unwrap();
         let mode = fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_key_file_others_may_read_is_made_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret.key");
+        LocalSecretBox::open_or_create(&path).unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        LocalSecretBox::open_or_create(&path).unwrap();
+        assert_eq!(fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[test]

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, Table, TableDefinition, WriteTransaction};
@@ -35,6 +36,8 @@ use switchboard_model::ports::{
 };
 use switchboard_model::time::Timestamp;
 use switchboard_model::workspace::{PhoneNumber, Workspace};
+
+use crate::owner_only;
 
 /// The database file inside the data directory.
 const FILE_NAME: &str = "switchboard.redb";
@@ -105,10 +108,36 @@ const MAX_PAGE: usize = 1000;
 /// How many expired idempotency records one `remember` deletes at most.
 const SWEEP_BATCH: usize = 64;
 
+/// redb's page cache when nothing else is asked for (its own default is
+/// 1 GiB). `SWITCHBOARD_STORE_CACHE_MB` sets it on the local server.
+pub const DEFAULT_CACHE_MB: u64 = 32;
+
+/// How the store is opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// The most memory redb's page cache (read cache and write buffer) takes.
+    pub cache_bytes: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self::with_cache_mb(DEFAULT_CACHE_MB)
+    }
+}
+
+impl StoreOptions {
+    pub fn with_cache_mb(megabytes: u64) -> Self {
+        let bytes = megabytes.saturating_mul(1024 * 1024);
+        Self {
+            cache_bytes: usize::try_from(bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
 /// All five storage ports on one redb database file.
 #[derive(Clone)]
 pub struct EmbeddedStore {
-    db: Arc<Database>,
+    db: Arc<Slot>,
     writer: Arc<Writer>,
     path: PathBuf,
     /// Wakes the local worker when a job is queued.
@@ -127,12 +156,30 @@ impl std::fmt::Debug for EmbeddedStore {
 
 impl EmbeddedStore {
     /// Opens the store in `dir`, creating the directory and the database file
-    /// if needed. Blocks; call it once at startup.
+    /// if needed, with the default cache. Blocks; call it once at startup.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir)
+        Self::open_with(dir, StoreOptions::default())
+    }
+
+    /// As [`Self::open`], with `options`.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Self, StoreError> {
+        owner_only::create_dir(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create the data directory {}: {e}", dir.display())))?;
         let path = dir.join(FILE_NAME);
-        let db = Database::create(&path)
+        // redb would create the file as the umask says; it is made 0600 first
+        // (redb initialises an empty file as a new database).
+        owner_only::create_file(&path)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open the database {}: {e}", path.display())))?;
+        let file = path.clone();
+        Self::open_on(
+            path,
+            Box::new(move || redb::Builder::new().set_cache_size(options.cache_bytes).create(&file)),
+        )
+    }
+
+    /// Opens the store with `opener`, which [`Slot`] calls again to reopen it.
+    fn open_on(path: PathBuf, opener: Opener) -> Result<Self, StoreError> {
+        let db = opener()
             .map_err(|e| StoreError::Unavailable(format!("cannot open the database {}: {e}", path.display())))?;
         // Create every table now, so a read never meets a missing one.
         let txn = db.begin_write().map_err(unavailable)?;
@@ -140,7 +187,7 @@ impl EmbeddedStore {
             txn.open_table(table).map_err(unavailable)?;
         }
         txn.commit().map_err(unavailable)?;
-        let db = Arc::new(db);
+        let db = Arc::new(Slot::new(db, opener));
         Ok(Self {
             writer: Arc::new(Writer::start(Arc::clone(&db))?),
             db,
@@ -148,6 +195,12 @@ impl EmbeddedStore {
             jobs_queued: Arc::new(Notify::new()),
             changes: broadcast::channel(FEED_CAPACITY).0,
         })
+    }
+
+    /// How many times the database was closed and opened again in place
+    /// after a storage failure (see [`Slot`]).
+    pub fn reopens(&self) -> u64 {
+        self.db.reopens.load(Ordering::Relaxed)
     }
 
     /// The database file.
@@ -163,7 +216,13 @@ impl EmbeddedStore {
     where
         F: FnOnce(&ReadTransaction) -> Result<T, StoreError>,
     {
-        op(&self.db.begin_read().map_err(unavailable)?)
+        let result = self.db.read(op);
+        if matches!(result, Err(StoreError::Unavailable(_))) {
+            // Maybe the disk failed and redb refuses everything until it is
+            // reopened: the writer checks, and reopens it if so.
+            self.writer.check_database();
+        }
+        result
     }
 
     /// Runs `op` in a write transaction; what it wrote is committed, and on
@@ -264,21 +323,31 @@ const MAX_BATCH: usize = 256;
 /// the batch only once it is on disk. A write that fails or panics must not
 /// take the others with it: the transaction is rolled back and the writes
 /// before it run again (so writes are `Fn`; none runs more than twice).
+///
+/// The writer is also the one that finds the disk failing (a full disk
+/// fails a commit): it then has the database reopened in place (see
+/// [`Slot`]), so the store recovers by itself once the disk does.
 struct Writer {
     jobs: Option<std::sync::mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// A reader met an error: the writer checks the database after its
+    /// next batch.
+    check_requested: Arc<AtomicBool>,
 }
 
 impl Writer {
-    fn start(db: Arc<Database>) -> Result<Self, StoreError> {
+    fn start(slot: Arc<Slot>) -> Result<Self, StoreError> {
         let (jobs, queue) = std::sync::mpsc::channel();
+        let check_requested = Arc::new(AtomicBool::new(false));
+        let check = Arc::clone(&check_requested);
         let thread = std::thread::Builder::new()
             .name("switchboard-store-writer".into())
-            .spawn(move || run_writer(&db, &queue))
+            .spawn(move || run_writer(&slot, &queue, &check))
             .map_err(|e| StoreError::Unavailable(format!("embedded store: cannot start the writer: {e}")))?;
         Ok(Self {
             jobs: Some(jobs),
             thread: Some(thread),
+            check_requested,
         })
     }
 
@@ -287,6 +356,14 @@ impl Writer {
             .as_ref()
             .and_then(|jobs| jobs.send(job).ok())
             .ok_or_else(|| StoreError::Unavailable("embedded store: the writer stopped".into()))
+    }
+
+    /// Asks the writer to check that the database still works (and reopen
+    /// it if not), once, however many readers ask before it gets to it.
+    fn check_database(&self) {
+        if !self.check_requested.swap(true, Ordering::AcqRel) {
+            let _ = self.submit(Box::new(WakeUp));
+        }
     }
 }
 
@@ -301,16 +378,181 @@ impl Drop for Writer {
     }
 }
 
-fn run_writer(db: &Database, queue: &std::sync::mpsc::Receiver<Box<dyn Job>>) {
+/// A job that writes nothing: it wakes the writer up for a check.
+struct WakeUp;
+
+impl Job for WakeUp {
+    fn run(&mut self, _txn: &WriteTransaction) -> Ran {
+        Ran::Unchanged
+    }
+
+    fn answer(self: Box<Self>, _committed: Result<(), String>) {}
+}
+
+fn run_writer(slot: &Slot, queue: &std::sync::mpsc::Receiver<Box<dyn Job>>, check_requested: &AtomicBool) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    let mut reopening = Reopening::default();
     while let Ok(first) = queue.recv() {
         batch.push(first);
         while !batch.is_empty() {
-            let (finished, committed) = commit_batch(db, queue, &mut batch);
+            let Some(db) = slot.writable(&mut reopening) else {
+                // Closed after a storage failure, and not open again yet:
+                // everything waiting is refused now rather than held.
+                while let Ok(job) = queue.try_recv() {
+                    batch.push(job);
+                }
+                for job in batch.drain(..) {
+                    job.answer(Err(REOPENING.into()));
+                }
+                // The next reader that is refused asks again.
+                check_requested.store(false, Ordering::Release);
+                break;
+            };
+            let (finished, committed, failed) = commit_batch(&db, queue, &mut batch);
             for job in batch.drain(..finished) {
                 job.answer(committed.clone());
             }
+            let check = check_requested.swap(false, Ordering::AcqRel);
+            if (failed || committed.is_err() || check) && !accepts_writes(&db) {
+                drop(db);
+                slot.close();
+                reopening.closed();
+            }
         }
+    }
+}
+
+/// What a write or a read meets while the database is being reopened.
+const REOPENING: &str = "embedded store: the database is being reopened after a storage failure; retry shortly";
+
+/// Whether redb still takes a write transaction: after an I/O error (a full
+/// disk) it refuses everything until the database is opened again.
+fn accepts_writes(db: &Database) -> bool {
+    match db.begin_write() {
+        Ok(txn) => {
+            let _ = txn.abort();
+            true
+        }
+        Err(redb::TransactionError::Storage(error)) => {
+            tracing::error!(%error, "the embedded store failed on disk; reopening it");
+            false
+        }
+        Err(_) => true,
+    }
+}
+
+/// The open database, swapped for a new one after a storage failure. redb
+/// refuses every operation after an I/O error (`PreviousIo`) until the
+/// database is closed and opened again, which repairs it from its last
+/// durable commit; so the writer closes it and reopens it in place, the
+/// process never needs a restart. Readers hold the lock for the few
+/// microseconds of a read; while no database is open they are refused at
+/// once (the store is unavailable, which they say).
+struct Slot {
+    current: RwLock<Option<Arc<Database>>>,
+    opener: Opener,
+    reopens: AtomicU64,
+}
+
+/// Opens the database file (again).
+type Opener = Box<dyn Fn() -> Result<Database, redb::DatabaseError> + Send + Sync>;
+
+/// When the writer may reopen the database next. The first failure reopens
+/// it at once; a failure again within a second of reopening (the disk is
+/// still full), or a reopen that fails, waits 100 ms, doubling, at most
+/// 2 s: a reopen repairs the file, which costs a pass over it, and must not
+/// run after every refused write. Meanwhile writes and reads are refused
+/// at once.
+struct Reopening {
+    delay: Duration,
+    next_try: Instant,
+    opened_at: Option<Instant>,
+}
+
+const FIRST_DELAY: Duration = Duration::from_millis(100);
+const MAX_DELAY: Duration = Duration::from_secs(2);
+
+impl Default for Reopening {
+    fn default() -> Self {
+        Self {
+            delay: FIRST_DELAY,
+            next_try: Instant::now(),
+            opened_at: None,
+        }
+    }
+}
+
+impl Reopening {
+    /// The database was closed after a failure.
+    fn closed(&mut self) {
+        let now = Instant::now();
+        if self
+            .opened_at
+            .is_some_and(|at| now.duration_since(at) < Duration::from_secs(1))
+        {
+            self.wait();
+        } else {
+            self.delay = FIRST_DELAY;
+            self.next_try = now;
+        }
+    }
+
+    fn wait(&mut self) {
+        self.next_try = Instant::now() + self.delay;
+        self.delay = (self.delay * 2).min(MAX_DELAY);
+    }
+}
+
+impl Slot {
+    fn new(db: Database, opener: Opener) -> Self {
+        Self {
+            current: RwLock::new(Some(Arc::new(db))),
+            opener,
+            reopens: AtomicU64::new(0),
+        }
+    }
+
+    /// Runs `op` on a snapshot of the open database.
+    fn read<T>(&self, op: impl FnOnce(&ReadTransaction) -> Result<T, StoreError>) -> Result<T, StoreError> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        let db = current
+            .as_ref()
+            .ok_or_else(|| StoreError::Unavailable(REOPENING.into()))?;
+        op(&db.begin_read().map_err(unavailable)?)
+    }
+
+    /// The database for the writer's next batch: the open one, or one opened
+    /// again now if the last was closed and it is time to try.
+    fn writable(&self, reopening: &mut Reopening) -> Option<Arc<Database>> {
+        if let Some(db) = self.current.read().unwrap_or_else(PoisonError::into_inner).clone() {
+            return Some(db);
+        }
+        if Instant::now() < reopening.next_try {
+            return None;
+        }
+        match (self.opener)() {
+            Ok(db) => {
+                let db = Arc::new(db);
+                *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(&db));
+                self.reopens.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!("the embedded store is open again after a storage failure");
+                reopening.opened_at = Some(Instant::now());
+                Some(db)
+            }
+            Err(error) => {
+                tracing::error!(%error, retry_in_ms = reopening.delay.as_millis() as u64, "the embedded store could not be reopened yet");
+                reopening.wait();
+                None
+            }
+        }
+    }
+
+    /// Closes the database: once readers have let go of it, redb closes the
+    /// file, so it can be opened again. Only the writer calls this, after
+    /// dropping its own handle.
+    fn close(&self) {
+        let closed = self.current.write().unwrap_or_else(PoisonError::into_inner).take();
+        drop(closed);
     }
 }
 
@@ -319,15 +561,15 @@ fn run_writer(db: &Database, queue: &std::sync::mpsc::Receiver<Box<dyn Job>>) {
 /// early: the transaction may hold part of it, so it is rolled back, the
 /// writes before the failed one run again and are committed, and the ones
 /// after it wait for the next batch. Returns how many writes, from the
-/// front, are finished, and how their commit went.
+/// front, are finished, how their commit went, and whether one failed.
 fn commit_batch(
     db: &Database,
     queue: &std::sync::mpsc::Receiver<Box<dyn Job>>,
     batch: &mut Vec<Box<dyn Job>>,
-) -> (usize, Result<(), String>) {
+) -> (usize, Result<(), String>, bool) {
     let txn = match db.begin_write() {
         Ok(txn) => txn,
-        Err(e) => return (batch.len(), Err(format!("embedded store: {e}"))),
+        Err(e) => return (batch.len(), Err(format!("embedded store: {e}")), true),
     };
     let mut changed = false;
     let mut next = 0;
@@ -347,12 +589,12 @@ fn commit_batch(
             Ran::Unchanged => {}
             Ran::Failed => {
                 let _ = txn.abort();
-                return (next + 1, replay(db, &mut batch[..next]));
+                return (next + 1, replay(db, &mut batch[..next]), true);
             }
         }
         next += 1;
     }
-    (batch.len(), commit(txn, changed))
+    (batch.len(), commit(txn, changed), false)
 }
 
 /// Runs again, in a new transaction, writes that ran without failing in one
@@ -1215,6 +1457,24 @@ impl ChangeFeed for EmbeddedStore {
     }
 }
 
+impl EmbeddedStore {
+    /// Every job in the local queue, due or not, oldest first: what an
+    /// operator (or the fault campaign) looks at to see what is waiting.
+    pub async fn queued_jobs(&self) -> Result<Vec<(String, QueuedJob)>, StoreError> {
+        self.read(|txn| {
+            let jobs = txn.open_table(JOBS).map_err(unavailable)?;
+            jobs.iter()
+                .map_err(unavailable)?
+                .map(|entry| {
+                    let (key, value) = entry.map_err(unavailable)?;
+                    Ok((key.value().to_owned(), decode(key.value(), value.value())?))
+                })
+                .collect()
+        })
+        .await
+    }
+}
+
 #[async_trait]
 impl DurableQueue for EmbeddedStore {
     fn job_signal(&self) -> Arc<Notify> {
@@ -1252,6 +1512,99 @@ impl DurableQueue for EmbeddedStore {
         let (key, queued) = (key.to_owned(), queued.clone());
         self.write(move |txn| save(&mut txn.open_table(JOBS).map_err(unavailable)?, &key, &queued))
             .await
+    }
+}
+
+/// What [`check_store`] read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreCheck {
+    /// Entries read, decoded and, for an index, followed to what it names.
+    pub entries: u64,
+}
+
+/// Checks a store that no process has open (the server stopped): redb's own
+/// integrity check (every page's checksum, the allocator's state; a crash
+/// is repaired first, back to the last durable commit), then every entry of
+/// every table: each value decodes as what its table holds, and each index
+/// entry names something that is there. The first problem is the error
+/// (`Corrupt`); `Unavailable` if the file cannot be opened.
+pub fn check_store(dir: &Path) -> Result<StoreCheck, StoreError> {
+    let path = dir.join(FILE_NAME);
+    let mut db = redb::Builder::new()
+        .set_cache_size(16 * 1024 * 1024)
+        .open(&path)
+        .map_err(|e| StoreError::Unavailable(format!("cannot open the database {}: {e}", path.display())))?;
+    match db.check_integrity() {
+        Ok(true) => {}
+        Ok(false) => return Err(StoreError::Corrupt("redb's integrity check failed (repaired)".into())),
+        Err(e) => return Err(StoreError::Corrupt(format!("redb's integrity check: {e}"))),
+    }
+    let txn = db.begin_read().map_err(unavailable)?;
+    let mut check = StoreCheck::default();
+    let table = |def: Def| txn.open_table(def).map_err(unavailable);
+    let mut each = |def: Def, entry: &mut dyn FnMut(&str, &str) -> Result<(), StoreError>| {
+        for item in table(def)?.iter().map_err(unavailable)? {
+            let (k, v) = item.map_err(unavailable)?;
+            entry(k.value(), v.value())?;
+            check.entries += 1;
+        }
+        Ok::<(), StoreError>(())
+    };
+    fn typed<T: DeserializeOwned>(key: &str, json: &str) -> Result<(), StoreError> {
+        decode::<T>(key, json).map(drop)
+    }
+    let names = |def: Def, what: &'static str| {
+        let target = table(def)?;
+        Ok::<_, StoreError>(
+            move |from: &str, key: &str| match target.get(key).map_err(unavailable)? {
+                Some(_) => Ok(()),
+                None => Err(StoreError::Corrupt(format!(
+                    "{from:?} names {what} {key:?}, which is not there"
+                ))),
+            },
+        )
+    };
+    let (calls, messages) = (names(CALLS, "call")?, names(MESSAGES, "message")?);
+    let (workspaces, records) = (
+        names(WORKSPACES, "workspace")?,
+        names(IDEMPOTENCY, "idempotency record")?,
+    );
+    let in_workspace = |key: &str, id: &str| {
+        let ws = key.split(SEP).next().unwrap_or_default();
+        format!("{ws}{SEP}{id}")
+    };
+    each(WORKSPACES, &mut |k, v| typed::<Workspace>(k, v))?;
+    each(NUMBERS, &mut |k, v| typed::<PhoneNumber>(k, v))?;
+    each(CALLS, &mut |k, v| typed::<CallSession>(k, v))?;
+    each(MESSAGES, &mut |k, v| typed::<Message>(k, v))?;
+    each(IDEMPOTENCY, &mut |k, v| typed::<Remembered>(k, v))?;
+    each(JOBS, &mut |k, v| typed::<QueuedJob>(k, v))?;
+    each(EVENTS, &mut |k, v| {
+        typed::<TimelineEvent>(k, v)?;
+        let mut parts = k.split(SEP);
+        let call = key(&[parts.next().unwrap_or_default(), parts.next().unwrap_or_default()]);
+        calls(k, &call)
+    })?;
+    each(ACCOUNTS, &mut |k, v| workspaces(k, v))?;
+    each(NUMBER_OWNERS, &mut |k, v| workspaces(k, v))?;
+    each(CALL_SIDS, &mut |k, v| calls(k, &in_workspace(k, v)))?;
+    each(CALL_CHANGES, &mut |k, v| calls(k, &in_workspace(k, v)))?;
+    each(MESSAGE_CHANGES, &mut |k, v| messages(k, &in_workspace(k, v)))?;
+    each(MESSAGE_ORDER, &mut |k, v| messages(k, &in_workspace(k, v)))?;
+    each(IDEMPOTENCY_EXPIRY, &mut |k, v| records(k, v))?;
+    Ok(check)
+}
+
+#[cfg(test)]
+impl EmbeddedStore {
+    /// The open database, for tests that look beneath the ports.
+    fn database(&self) -> Arc<Database> {
+        self.db
+            .current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .expect("the database is open")
     }
 }
 
@@ -1383,7 +1736,7 @@ mod tests {
             "{:?}",
             results[9]
         );
-        let read = store.db.begin_read().unwrap();
+        let read = store.database().begin_read().unwrap();
         let jobs = read.open_table(JOBS).unwrap();
         for (i, result) in results.iter().enumerate().filter(|(i, _)| ![5, 9].contains(i)) {
             assert!(result.is_ok(), "write {i}: {result:?}");
@@ -1402,6 +1755,218 @@ mod tests {
         expected.sort();
         assert_eq!(kept, expected, "every good write, nothing of the bad ones");
         store.write(move |txn| put(txn, "after")).await.unwrap();
+    }
+
+    /// A file whose writes fail while `failing` is set, as a full disk
+    /// fails them (ENOSPC).
+    #[derive(Debug)]
+    struct FlakyDisk {
+        file: redb::backends::FileBackend,
+        failing: Arc<AtomicBool>,
+    }
+
+    impl FlakyDisk {
+        fn check(&self) -> std::io::Result<()> {
+            match self.failing.load(Ordering::SeqCst) {
+                true => Err(std::io::Error::from(std::io::ErrorKind::StorageFull)),
+                false => Ok(()),
+            }
+        }
+    }
+
+    impl redb::StorageBackend for FlakyDisk {
+        fn len(&self) -> std::io::Result<u64> {
+            self.file.len()
+        }
+
+        fn read(&self, offset: u64, out: &mut [u8]) -> std::io::Result<()> {
+            self.file.read(offset, out)
+        }
+
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.check()?;
+            self.file.set_len(len)
+        }
+
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.check()?;
+            self.file.sync_data()
+        }
+
+        fn write(&self, offset: u64, data: &[u8]) -> std::io::Result<()> {
+            self.check()?;
+            self.file.write(offset, data)
+        }
+
+        fn close(&self) -> std::io::Result<()> {
+            self.file.close()
+        }
+    }
+
+    fn outbound_call(ws: &WorkspaceId) -> CallSession {
+        CallSession::new(
+            ws.clone(),
+            Direction::Outbound,
+            None,
+            "+14155550100".into(),
+            "+14155550101".into(),
+            Timestamp::now(),
+        )
+    }
+
+    /// redb refuses everything after an I/O error until the database is
+    /// opened again: the store does that itself, in place, once the disk
+    /// works again, keeping every write it acknowledged and none it refused.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failing_disk_is_survived_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let failing = Arc::new(AtomicBool::new(false));
+        let (file, disk) = (path.clone(), Arc::clone(&failing));
+        let opener: Opener = Box::new(move || {
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&file)?;
+            let file = redb::backends::FileBackend::new(handle)?;
+            let failing = Arc::clone(&disk);
+            redb::Builder::new()
+                .set_cache_size(1024 * 1024)
+                .create_with_backend(FlakyDisk { file, failing })
+        });
+        let store = EmbeddedStore::open_on(path, opener).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let kept = outbound_call(&ws);
+        store.create_call(&kept).await.unwrap();
+
+        failing.store(true, Ordering::SeqCst);
+        let refused = outbound_call(&ws);
+        let result = store.create_call(&refused).await;
+        assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        // Still failing: refused again, quickly, and never a panic.
+        for _ in 0..3 {
+            let result = store.create_call(&outbound_call(&ws)).await;
+            assert!(matches!(result, Err(StoreError::Unavailable(_))), "{result:?}");
+        }
+
+        failing.store(false, Ordering::SeqCst);
+        let after = outbound_call(&ws);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.create_call(&after).await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("the store did not recover: {error:?}"),
+            }
+        }
+        assert!(store.reopens() >= 1, "the database was opened again in place");
+        assert!(
+            store.get_call(&ws, &kept.id).await.unwrap().is_some(),
+            "acknowledged before"
+        );
+        assert!(
+            store.get_call(&ws, &after.id).await.unwrap().is_some(),
+            "acknowledged after"
+        );
+        assert!(
+            store.get_call(&ws, &refused.id).await.unwrap().is_none(),
+            "a refused write left nothing behind"
+        );
+        let listed = store.list_calls(&ws, &CallQuery::default()).await.unwrap();
+        assert_eq!(listed.items.len(), 2, "{:?}", listed.items);
+    }
+
+    /// Reads alone (no write coming) also bring a failed database back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_alone_bring_a_failed_database_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FILE_NAME);
+        let failing = Arc::new(AtomicBool::new(false));
+        let (file, disk) = (path.clone(), Arc::clone(&failing));
+        let opener: Opener = Box::new(move || {
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&file)?;
+            let file = redb::backends::FileBackend::new(handle)?;
+            redb::Builder::new().set_cache_size(0).create_with_backend(FlakyDisk {
+                file,
+                failing: Arc::clone(&disk),
+            })
+        });
+        let store = EmbeddedStore::open_on(path, opener).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        let kept = outbound_call(&ws);
+        store.create_call(&kept).await.unwrap();
+        failing.store(true, Ordering::SeqCst);
+        assert!(store.create_call(&outbound_call(&ws)).await.is_err());
+        failing.store(false, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match store.get_call(&ws, &kept.id).await {
+                Ok(found) => {
+                    assert!(found.is_some());
+                    assert!(store.reopens() >= 1, "the database was opened again in place");
+                    break;
+                }
+                Err(StoreError::Unavailable(_)) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                Err(error) => panic!("reads did not recover: {error:?}"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn the_cache_size_is_the_one_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open_with(dir.path(), StoreOptions::with_cache_mb(2)).unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        store.create_call(&outbound_call(&ws)).await.unwrap();
+        assert_eq!(StoreOptions::with_cache_mb(2).cache_bytes, 2 * 1024 * 1024);
+        assert_eq!(StoreOptions::default(), StoreOptions::with_cache_mb(DEFAULT_CACHE_MB));
+    }
+
+    #[tokio::test]
+    async fn a_closed_store_is_checked_entry_by_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let ws = WorkspaceId::parse("acme").unwrap();
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            store.put_workspace(&Workspace::new(ws.clone())).await.unwrap();
+            let session = outbound_call(&ws);
+            store.create_call(&session).await.unwrap();
+            let event = TimelineEvent {
+                key: "call:CA1:ringing:1".into(),
+                at: Timestamp::now(),
+                kind: "customer-ringing".into(),
+                detail: BTreeMap::new(),
+            };
+            assert!(store.append_event(&ws, &session.id, &event).await.unwrap());
+            store.remember(&ws, "k", "v", Duration::from_secs(60)).await.unwrap();
+        }
+        let checked = check_store(dir.path()).unwrap();
+        // workspace, call, its change index entry, event, record and its expiry.
+        assert_eq!(checked.entries, 6, "{checked:?}");
+
+        // An index entry naming nothing, as a torn write would leave it.
+        {
+            let store = EmbeddedStore::open(dir.path()).unwrap();
+            let txn = store.database().begin_write().unwrap();
+            txn.open_table(CALL_SIDS)
+                .unwrap()
+                .insert(key(&["acme", "CA2"]).as_str(), "01JDQ4ZK8M3V6X2T9B7C5N1P0R")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let result = check_store(dir.path());
+        assert!(matches!(result, Err(StoreError::Corrupt(_))), "{result:?}");
     }
 
     #[tokio::test]
@@ -1443,7 +2008,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = EmbeddedStore::open(dir.path()).unwrap();
         let ws = WorkspaceId::parse("acme").unwrap();
-        let txn = store.db.begin_write().unwrap();
+        let txn = store.database().begin_write().unwrap();
         txn.open_table(WORKSPACES).unwrap().insert("acme", "{not json").unwrap();
         txn.commit().unwrap();
         let result = store.get_workspace(&ws).await;
@@ -1466,7 +2031,7 @@ mod tests {
             .remember(&ws, "fresh", "v", Duration::from_secs(60))
             .await
             .unwrap();
-        let txn = store.db.begin_read().unwrap();
+        let txn = store.database().begin_read().unwrap();
         let records = txn.open_table(IDEMPOTENCY).unwrap();
         let expiry = txn.open_table(IDEMPOTENCY_EXPIRY).unwrap();
         assert_eq!(records.len().unwrap(), 1, "only the live record is left");

@@ -163,6 +163,77 @@ impl LegState {
     }
 }
 
+/// What a supervisor's leg does in the call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MonitorMode {
+    /// Hears everyone, is heard by nobody (a muted participant).
+    Listen,
+    /// Heard by the call's agent only (coaching).
+    Whisper,
+    /// A full participant.
+    Barge,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferMode {
+    /// The customer waits on hold while the agents talk; then the first agent hands over.
+    Warm,
+    /// The first agent leaves as soon as the target answers.
+    Cold,
+}
+
+/// Whom a call is transferred to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum TransferTarget {
+    Agent(AgentId),
+    Number(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TransferState {
+    Ringing,
+    /// The target answered (a warm transfer: they talk with the first agent).
+    Talking,
+    Completed,
+    Failed,
+    Canceled,
+}
+
+impl TransferState {
+    pub fn is_active(self) -> bool {
+        matches!(self, Self::Ringing | Self::Talking)
+    }
+}
+
+/// A transfer of the call, under way or done (the last one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Transfer {
+    /// The target's participant label (`transfer-1`, …).
+    pub label: String,
+    pub mode: TransferMode,
+    pub to: TransferTarget,
+    pub state: TransferState,
+    /// Who asked for it.
+    pub by: AgentId,
+    /// The participant label of the agent handing the call over.
+    pub from_label: Option<String>,
+    pub started_at: Timestamp,
+}
+
+/// Why a transfer cannot start.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransferRefused {
+    #[error("only a connected call can be transferred")]
+    NotConnected,
+    #[error("a transfer of this call is under way")]
+    UnderWay,
+}
+
 /// One leg of the call's conference, as Switchboard knows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -185,6 +256,9 @@ pub struct Participant {
     /// The first moment each state was reached.
     #[serde(default)]
     pub reached: BTreeMap<LegState, Timestamp>,
+    /// A supervisor's mode.
+    #[serde(default)]
+    pub monitor: Option<MonitorMode>,
 }
 
 /// A call session as stored.
@@ -237,6 +311,20 @@ pub struct CallSession {
     /// The label of the agent leg that answered an inbound call (the first).
     #[serde(default)]
     pub answered_by: Option<String>,
+    /// The label of the call's agent's leg now (`agent-1`; after a transfer,
+    /// `transfer-1`): the one whose leaving ends the call.
+    #[serde(default)]
+    pub agent_label: Option<String>,
+    /// The current or last transfer.
+    #[serde(default)]
+    pub transfer: Option<Transfer>,
+    /// The conference is recorded from its start (the workspace's setting
+    /// when the call began).
+    #[serde(default)]
+    pub recorded: bool,
+    /// The conference recording is paused (a card number is being read).
+    #[serde(default)]
+    pub recording_paused: bool,
 }
 
 /// What `CallSession::advance` did.
@@ -296,6 +384,10 @@ impl CallSession {
             recordings: BTreeMap::new(),
             participants: BTreeMap::new(),
             answered_by: None,
+            agent_label: None,
+            transfer: None,
+            recorded: false,
+            recording_paused: false,
         }
     }
 
@@ -308,6 +400,17 @@ impl CallSession {
 
     pub fn is_outbound(&self) -> bool {
         self.direction == Direction::Outbound
+    }
+
+    /// The customer's number: the one called, or the caller's.
+    pub fn customer_number(&self) -> &str {
+        if self.is_outbound() { &self.to } else { &self.from }
+    }
+
+    /// The workspace's number the call is on: the one it was placed from,
+    /// or the one that was called.
+    pub fn our_number(&self) -> &str {
+        if self.is_outbound() { &self.from } else { &self.to }
     }
 
     /// Applies one report "the call was in `state` at `at`". Twilio delivers
@@ -359,6 +462,12 @@ impl CallSession {
         }
         self.steps.insert(step.to_owned(), at);
         true
+    }
+
+    /// Gives a claimed step back (a token another caller may take): true if
+    /// it was claimed.
+    pub fn release(&mut self, step: &str) -> bool {
+        self.steps.remove(step).is_some()
     }
 
     /// Makes sure the customer is never dialed: if the dial step is still
@@ -428,6 +537,7 @@ impl CallSession {
             held: false,
             muted: false,
             reached: BTreeMap::from([(LegState::Ringing, at)]),
+            monitor: None,
         };
         self.participants.insert(label.to_owned(), participant);
         true
@@ -470,8 +580,15 @@ impl CallSession {
     /// An agent leg answered an inbound call: the first one to answer wins
     /// the call (it becomes the call's agent), true; any later one is told
     /// it was taken, false (and its leg is `refused`).
+    /// Only an agent leg that was rung can answer: any other label is
+    /// refused and nothing changes.
     pub fn answer(&mut self, label: &str, at: Timestamp) -> bool {
-        let Some(agent) = self.participants.get(label).map(|p| p.agent.clone()) else {
+        let Some(agent) = self
+            .participants
+            .get(label)
+            .filter(|p| p.role == Role::Agent)
+            .map(|p| p.agent.clone())
+        else {
             return false;
         };
         if self.answered_by.is_none() && (self.steps.contains_key(TO_VOICEMAIL) || self.state.is_terminal()) {
@@ -489,6 +606,7 @@ impl CallSession {
             }
             None => {
                 self.answered_by = Some(label.to_owned());
+                self.agent_label = Some(label.to_owned());
                 self.move_participant(label, LegState::Answered, at);
                 if self.agent.is_none() {
                     self.agent = agent;
@@ -519,6 +637,158 @@ impl CallSession {
     pub fn nobody_answered(&self) -> bool {
         let mut agents = self.participants.values().filter(|p| p.role == Role::Agent).peekable();
         self.answered_by.is_none() && agents.peek().is_some() && agents.all(|p| p.state.is_over())
+    }
+
+    /// Starts a transfer to a new participant `label`, ringing.
+    pub fn start_transfer(
+        &mut self,
+        label: &str,
+        mode: TransferMode,
+        to: TransferTarget,
+        by: AgentId,
+        at: Timestamp,
+    ) -> Result<(), TransferRefused> {
+        if self.state != CallState::InProgress {
+            return Err(TransferRefused::NotConnected);
+        }
+        if self.transfer.as_ref().is_some_and(|t| t.state.is_active()) {
+            return Err(TransferRefused::UnderWay);
+        }
+        let (agent, number) = match &to {
+            TransferTarget::Agent(agent) => (Some(agent.clone()), None),
+            TransferTarget::Number(number) => (None, Some(number.clone())),
+        };
+        self.add_participant(label, Role::Transfer, agent, number, at);
+        self.transfer = Some(Transfer {
+            label: label.to_owned(),
+            mode,
+            to,
+            state: TransferState::Ringing,
+            by,
+            from_label: self.agent_label.clone(),
+            started_at: at,
+        });
+        Ok(())
+    }
+
+    /// The active transfer, if any.
+    pub fn active_transfer(&self) -> Option<&Transfer> {
+        self.transfer.as_ref().filter(|t| t.state.is_active())
+    }
+
+    /// The participant `label` joined: if it is the active transfer's
+    /// target, the transfer moves on to talking.
+    pub fn transfer_joined(&mut self, label: &str) {
+        if let Some(transfer) = self
+            .transfer
+            .as_mut()
+            .filter(|t| t.state == TransferState::Ringing && t.label == label)
+        {
+            transfer.state = TransferState::Talking;
+        }
+    }
+
+    /// Ends the active transfer as `state` (failed, canceled); a completed one
+    /// goes through `complete_transfer`. True if there was one.
+    pub fn end_transfer(&mut self, state: TransferState) -> bool {
+        match self.transfer.as_mut().filter(|t| t.state.is_active()) {
+            Some(transfer) => {
+                transfer.state = state;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Hands the call to the transfer's target: it becomes the call's agent
+    /// (an outside number: the call has no agent of its own any more). True
+    /// the first time.
+    pub fn complete_transfer(&mut self) -> bool {
+        let Some(transfer) = self.transfer.as_mut().filter(|t| t.state.is_active()) else {
+            return false;
+        };
+        transfer.state = TransferState::Completed;
+        let (label, to) = (transfer.label.clone(), transfer.to.clone());
+        self.agent = match to {
+            TransferTarget::Agent(agent) => Some(agent),
+            TransferTarget::Number(_) => None,
+        };
+        self.agent_call_sid = self.participants.get(&label).and_then(|p| p.call_sid.clone());
+        self.agent_label = Some(label);
+        true
+    }
+
+    /// The placing agent's browser connected to an outbound call: it is the
+    /// call's first agent, `agent-1`, answered at once.
+    pub fn connect_placing_agent(&mut self, sid: &CallSid, at: Timestamp) {
+        const LABEL: &str = "agent-1";
+        let agent = self.agent.clone();
+        self.add_participant(LABEL, Role::Agent, agent, None, at);
+        self.link_participant(LABEL, sid);
+        self.move_participant(LABEL, LegState::Answered, at);
+        fill(&mut self.agent_label, Some(&LABEL.to_owned()));
+    }
+
+    /// The leg of the call's agent now (the one who placed or answered it,
+    /// or took it over in a transfer).
+    pub fn agent_leg(&self) -> Option<&Participant> {
+        self.participants.get(self.agent_label.as_deref()?)
+    }
+
+    /// Whether `label` is the agent handing the call over in the active
+    /// transfer, and has left it.
+    pub fn transferring_agent_left(&self) -> bool {
+        self.active_transfer()
+            .and_then(|t| self.participants.get(t.from_label.as_deref()?))
+            .is_some_and(|p| p.state.is_over())
+    }
+
+    /// The transfer target joined: a cold transfer (or one whose
+    /// transferring agent is gone already) hands over at once. True if it
+    /// should be handed over now.
+    pub fn hands_over_on_join(&self, label: &str) -> bool {
+        self.active_transfer()
+            .is_some_and(|t| t.label == label && (t.mode == TransferMode::Cold || self.transferring_agent_left()))
+    }
+
+    /// Mutes a participant or unmutes it. False if there is none.
+    pub fn set_muted(&mut self, label: &str, muted: bool) -> bool {
+        match self.participants.get_mut(label) {
+            Some(participant) => {
+                participant.muted = muted;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Sets a supervisor's mode (listen is a muted participant). False if
+    /// there is no such supervisor.
+    pub fn set_monitor(&mut self, label: &str, mode: MonitorMode) -> bool {
+        match self.participants.get_mut(label).filter(|p| p.role == Role::Supervisor) {
+            Some(participant) => {
+                participant.monitor = Some(mode);
+                participant.muted = mode == MonitorMode::Listen;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The legs rung into the call that have not answered yet (transfer
+    /// targets, supervisors): to stop when the call ends.
+    pub fn ringing_side_legs(&self) -> Vec<&Participant> {
+        self.participants
+            .values()
+            .filter(|p| matches!(p.role, Role::Transfer | Role::Supervisor) && p.state < LegState::Joined)
+            .collect()
+    }
+
+    /// The supervisor leg of `agent`, if one is in the call (or ringing).
+    pub fn supervisor_of(&self, agent: &AgentId) -> Option<&Participant> {
+        self.participants
+            .values()
+            .find(|p| p.role == Role::Supervisor && p.agent.as_ref() == Some(agent) && !p.state.is_over())
     }
 
     /// Puts a participant on hold, or takes it off. False if there is none.
@@ -679,6 +949,8 @@ mod tests {
         assert!(s.claim("dial-customer", at(1)));
         assert!(!s.claim("dial-customer", at(2)));
         assert_eq!(s.steps["dial-customer"], at(1));
+        assert!(s.claim("token", at(2)) && s.release("token"));
+        assert!(!s.release("token"), "a token is taken once");
         let recording = Recording::new(
             RecordingSid::parse(&format!("RE{}", "0".repeat(32))).unwrap(),
             RecordingStatus::Pending,
@@ -735,11 +1007,18 @@ mod tests {
     #[test]
     fn the_first_agent_to_answer_wins_and_later_ones_are_refused() {
         let mut s = inbound();
+        s.add_participant("customer", Role::Customer, None, Some("+14155550177".into()), at(0));
+        let before = s.clone();
+        assert!(!s.answer("customer", at(1)), "the caller is no agent");
+        assert_eq!(s, before);
         assert!(s.answer("agent-2", at(5)));
         assert_eq!(s.agent, AgentId::parse("bob").ok());
         assert!(s.answer("agent-2", at(6)), "the winner's duplicate answer still wins");
         assert!(!s.answer("agent-1", at(6)));
         assert_eq!(s.participants["agent-1"].state, LegState::Refused);
+        let before = s.clone();
+        assert!(!s.answer("customer", at(7)), "only an agent leg answers");
+        assert_eq!(s, before, "and a refused label changes nothing");
         assert_eq!(s.answered_by.as_deref(), Some("agent-2"));
         assert_eq!(
             s.ringing_agents().iter().map(|p| p.label.as_str()).collect::<Vec<_>>(),
@@ -780,6 +1059,96 @@ mod tests {
             answered.move_participant(label, LegState::Canceled, at(5));
         }
         assert!(!answered.to_voicemail(at(6)), "never after an answer");
+    }
+
+    fn connected() -> CallSession {
+        let mut s = session();
+        s.add_participant("agent-1", Role::Agent, AgentId::parse("alice").ok(), None, at(0));
+        s.agent_label = Some("agent-1".into());
+        s.add_participant("customer", Role::Customer, None, Some("+14155550101".into()), at(1));
+        s.advance(CallState::InProgress, at(2));
+        s
+    }
+
+    #[test]
+    fn a_transfer_hands_the_call_to_its_target_once() {
+        let mut s = session();
+        let bob = AgentId::parse("bob").unwrap();
+        let alice = AgentId::parse("alice").unwrap();
+        let refused = s.start_transfer(
+            "transfer-1",
+            TransferMode::Warm,
+            TransferTarget::Agent(bob.clone()),
+            alice.clone(),
+            at(3),
+        );
+        assert_eq!(refused, Err(TransferRefused::NotConnected));
+        let mut s = connected();
+        assert_eq!(s.next_label(Role::Transfer), "transfer-1");
+        s.start_transfer(
+            "transfer-1",
+            TransferMode::Warm,
+            TransferTarget::Agent(bob.clone()),
+            alice.clone(),
+            at(3),
+        )
+        .unwrap();
+        assert_eq!(
+            s.start_transfer(
+                "transfer-2",
+                TransferMode::Cold,
+                TransferTarget::Number("+1".into()),
+                alice.clone(),
+                at(4)
+            ),
+            Err(TransferRefused::UnderWay)
+        );
+        assert_eq!(s.transfer.as_ref().unwrap().from_label.as_deref(), Some("agent-1"));
+        s.transfer_joined("agent-1");
+        assert_eq!(
+            s.transfer.as_ref().unwrap().state,
+            TransferState::Ringing,
+            "not the target"
+        );
+        s.transfer_joined("transfer-1");
+        assert_eq!(s.transfer.as_ref().unwrap().state, TransferState::Talking);
+        assert!(s.complete_transfer());
+        assert!(!s.complete_transfer(), "once");
+        assert_eq!(s.agent, Some(bob));
+        assert_eq!(s.agent_label.as_deref(), Some("transfer-1"));
+        assert!(s.active_transfer().is_none());
+        assert!(
+            !s.end_transfer(TransferState::Failed),
+            "a done transfer does not fail later"
+        );
+    }
+
+    #[test]
+    fn a_transfer_that_fails_leaves_the_call_with_its_agent() {
+        let mut s = connected();
+        let alice = AgentId::parse("alice").unwrap();
+        s.start_transfer(
+            "transfer-1",
+            TransferMode::Cold,
+            TransferTarget::Number("+14155550123".into()),
+            alice.clone(),
+            at(3),
+        )
+        .unwrap();
+        assert!(s.end_transfer(TransferState::Failed));
+        assert_eq!(s.agent, Some(alice));
+        assert_eq!(s.agent_label.as_deref(), Some("agent-1"));
+        assert!(
+            s.start_transfer(
+                "transfer-2",
+                TransferMode::Warm,
+                TransferTarget::Number("+1".into()),
+                AgentId::parse("alice").unwrap(),
+                at(9)
+            )
+            .is_ok(),
+            "a new transfer may start"
+        );
     }
 
     #[test]

@@ -222,6 +222,22 @@ pub async fn replace_numbers<S: Store + ?Sized>(store: &S) {
         "an added number is indexed"
     );
 
+    // A number that is new comes with the agents and label it is given.
+    let mut labelled = number(&fresh_number(), None);
+    labelled.agents = vec![agent.clone()];
+    labelled.label = Some("Support".into());
+    replace(
+        store,
+        &ws,
+        &[expected_kept.clone(), number(&added, None), labelled.clone()],
+    )
+    .await;
+    assert_eq!(
+        get_number(store, &ws, &labelled.number).await,
+        Some(labelled.clone()),
+        "a new number keeps what it is given"
+    );
+
     // Another workspace cannot take a number this one owns, and its own set stays as it was.
     let own = fresh_number();
     replace(store, &other, &[number(&own, None)]).await;

@@ -4,6 +4,7 @@
 //! table, emulators (moto, a Lambda runtime, a recording media server) and
 //! the stateful fake of Twilio's REST API.
 
+pub mod aws_faults;
 pub mod bench;
 pub mod emulator;
 pub mod fake_twilio;
@@ -65,7 +66,7 @@ pub fn config(data_dir: &Path, vars: &[(&str, &str)]) -> Config {
 /// An application on the embedded adapters under `config`'s data directory,
 /// and the store (also its durable job queue).
 pub fn embedded_app(config: Config) -> (App, Arc<EmbeddedStore>) {
-    let switchboard::config::Backend::Embedded { data_dir } = &config.backend else {
+    let switchboard::config::Backend::Embedded { data_dir, .. } = &config.backend else {
         panic!("embedded_app needs the embedded backend");
     };
     let (adapters, store) = switchboard_embedded::open(data_dir).expect("embedded adapters");

@@ -63,7 +63,7 @@ pub async fn list(app: &App, agent: Agent, request: Request) -> Result<Response,
     ))
 }
 
-async fn load(app: &App, agent: &Agent, request: &Request) -> Result<CallSession, ApiError> {
+pub(super) async fn load(app: &App, agent: &Agent, request: &Request) -> Result<CallSession, ApiError> {
     let raw = request.param("callId").unwrap_or_default();
     let not_found = || ApiError::NotFound(format!("no call {raw:?}"));
     let id = CallId::parse(raw).map_err(|_| not_found())?;
@@ -72,7 +72,7 @@ async fn load(app: &App, agent: &Agent, request: &Request) -> Result<CallSession
 }
 
 /// Only the call's own agent, or an admin, may change it.
-fn may_control(agent: &Agent, session: &CallSession) -> Result<(), ApiError> {
+pub(super) fn may_control(agent: &Agent, session: &CallSession) -> Result<(), ApiError> {
     if agent.role == Role::Admin || session.agent.as_ref() == Some(&agent.id) {
         Ok(())
     } else {
@@ -132,7 +132,7 @@ pub async fn annotate(app: &App, agent: Agent, request: Request) -> Result<Respo
     Ok(api::json_response(StatusCode::OK, &views::call(&session)))
 }
 
-async fn twilio(app: &App, agent: &Agent) -> Result<TwilioClient, ApiError> {
+pub(super) async fn twilio(app: &App, agent: &Agent) -> Result<TwilioClient, ApiError> {
     let workspace = app.configured_workspace(&agent.workspace).await?;
     Ok(app.twilio_for(&workspace).await?)
 }
@@ -161,19 +161,47 @@ pub async fn hold(app: &App, agent: Agent, request: Request) -> Result<Response,
         .await?
         .hold_participant(conference, customer, body.hold, HOLD_MUSIC_URL)
         .await
-        .map_err(ApiError::upstream("hold"))?;
+        .map_err(ended_or_upstream("not_holdable", "hold"))?;
     let kind = if body.hold { "customer-held" } else { "customer-resumed" };
-    let event = TimelineEvent {
-        key: format!("control:{}", ulid::Ulid::new()),
-        at: Timestamp::now(),
-        kind: kind.into(),
-        detail: [("by".to_owned(), agent.id.to_string())].into(),
-    };
-    app.store.append_event(&agent.workspace, &session.id, &event).await?;
+    note(app, &agent, &session, kind, &[]).await?;
     Ok(api::json_response(
         StatusCode::OK,
         &serde_json::json!({"callId": session.id, "hold": body.hold}),
     ))
+}
+
+/// Maps Twilio's answer to a change of a live call: a 404 means the call (or
+/// its conference) ended at Twilio before its callbacks reached us, so the
+/// change has nothing to act on (409 `code`), not that Twilio failed.
+pub(super) fn ended_or_upstream(code: &'static str, step: &'static str) -> impl Fn(TwilioError) -> ApiError {
+    move |error| match error {
+        TwilioError::NotFound { .. } => ApiError::Conflict {
+            code,
+            message: "the call has ended".into(),
+        },
+        other => ApiError::upstream(step)(other),
+    }
+}
+
+/// Puts what an agent did to the call on its timeline, with who did it.
+pub(super) async fn note(
+    app: &App,
+    agent: &Agent,
+    session: &CallSession,
+    kind: &str,
+    detail: &[(&str, &str)],
+) -> Result<(), ApiError> {
+    let mut detail: std::collections::BTreeMap<String, String> =
+        detail.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    detail.insert("by".into(), agent.id.to_string());
+    let event = TimelineEvent {
+        key: format!("control:{}", ulid::Ulid::new()),
+        at: Timestamp::now(),
+        kind: kind.into(),
+        detail,
+    };
+    app.store.append_event(&agent.workspace, &session.id, &event).await?;
+    Ok(())
 }
 
 /// `POST /calls/{callId}/hangup`: ends the call for everyone in it.

@@ -1,13 +1,14 @@
 //! The routes that drive a call session: placing an outbound call, the TwiML
 //! of each leg, Twilio's status callbacks, and the call log and control.
 
+pub mod conference;
 pub mod control;
+pub mod monitor;
 pub mod outbound;
 pub mod ring;
 pub mod status;
+pub mod transfer;
 pub mod voice;
-
-use std::time::Duration;
 
 use crate::app::App;
 use crate::ids::CallId;
@@ -16,9 +17,6 @@ use crate::paths;
 use crate::ports::StoreError;
 use crate::time::Timestamp;
 
-/// How long after `POST /calls` the agent's browser may connect; later, the
-/// session is abandoned and the customer is never dialed.
-pub const CONNECT_WINDOW: Duration = Duration::from_secs(120);
 pub use crate::model::calls::DIAL_CUSTOMER;
 
 fn url(app: &App, path: &str, call: &CallId, extra: &str) -> String {
@@ -38,6 +36,12 @@ pub fn answer_url(app: &App, call: &CallId, label: &str) -> String {
     url(app, paths::AGENT_ANSWER_TWIML, call, &format!("&label={label}"))
 }
 
+/// Where Twilio asks what a transfer target's or a supervisor's answered
+/// leg does (`join`).
+pub fn join_url(app: &App, call: &CallId, label: &str) -> String {
+    url(app, paths::JOIN_TWIML, call, &format!("&label={label}"))
+}
+
 pub fn customer_twiml_url(app: &App, call: &CallId) -> String {
     url(app, paths::CUSTOMER_TWIML, call, "")
 }
@@ -53,7 +57,10 @@ pub fn voicemail_url(app: &App, call: &CallId, step: &str) -> String {
 /// An outbound session older than the connect window that the agent never
 /// joined is abandoned (lazily, whoever looks first).
 pub async fn expire_if_stale(app: &App, session: CallSession) -> Result<CallSession, StoreError> {
-    let deadline = session.created_at.plus_seconds(CONNECT_WINDOW.as_secs() as i64);
+    let window = app.config.connect_window.as_secs();
+    let deadline = session
+        .created_at
+        .plus_seconds(i64::try_from(window).unwrap_or(i64::MAX));
     if !session.is_outbound() || session.state != CallState::Created || Timestamp::now() < deadline {
         return Ok(session);
     }

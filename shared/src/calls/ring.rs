@@ -11,15 +11,17 @@
 
 use futures_util::future::join_all;
 
+use crate::api::ApiError;
 use crate::app::App;
-use crate::calls::{answer_url, status_url};
+use crate::calls::{answer_url, join_url, status_url};
 use crate::ids::{AgentId, CallSid};
 use crate::model::calls::{CallSession, LegState, Role};
 use crate::phone::E164;
+use crate::ports::StoreError;
 use crate::telemetry::error_chain;
 use crate::time::Timestamp;
 use crate::twilio::access_token::client_address;
-use crate::twilio::rest::{EndCall, NewCall};
+use crate::twilio::rest::{EndCall, NewCall, TwilioClient, TwilioError};
 use crate::webhook::WebhookError;
 use crate::workspace::Workspace;
 
@@ -141,6 +143,70 @@ pub async fn stop_ringing(app: &App, workspace: &Workspace, session: &CallSessio
     for (sid, result) in ringing.iter().zip(stopped) {
         if let Err(error) = result {
             tracing::info!(call = %session.id, leg = %sid, error = %error_chain(&error), "an agent leg had stopped ringing already");
+        }
+    }
+}
+
+/// Why a leg could not be rung into a call.
+#[derive(Debug, thiserror::Error)]
+pub enum RingError {
+    #[error(transparent)]
+    Twilio(#[from] TwilioError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl RingError {
+    /// As an agent route answers it: Twilio's refusal is a 502 naming `step`.
+    pub fn into_api(self, step: &'static str) -> ApiError {
+        match self {
+            Self::Twilio(error) => ApiError::upstream(step)(error),
+            Self::Store(error) => error.into(),
+        }
+    }
+}
+
+/// Rings `to` into the call as its participant `label` (a transfer target,
+/// `leg` `transfer`; a supervisor, `supervisor`): a call of its own over the
+/// Calls API whose answer fetches the join TwiML, its leg linked to the
+/// session. A leg that cannot be rung is marked failed.
+pub async fn ring_into_call(
+    app: &App,
+    workspace: &Workspace,
+    client: &TwilioClient,
+    session: &CallSession,
+    (label, leg): (&str, &str),
+    to: &str,
+    from: &str,
+) -> Result<CallSid, RingError> {
+    let (ws, id) = (&session.workspace, &session.id);
+    let placed = client
+        .create_call(&NewCall {
+            to,
+            from,
+            url: &join_url(app, id, label),
+            status_callback: &status_url(app, id, Some(&format!("{leg}&label={label}"))),
+            timeout_seconds: workspace.settings.ring_seconds(),
+        })
+        .await;
+    match placed {
+        Ok(call) => {
+            app.store.link_call_sid(ws, &call.sid, id).await?;
+            app.store
+                .modify_call(ws, id, &|s| {
+                    s.link_participant(label, &call.sid);
+                })
+                .await?;
+            Ok(call.sid)
+        }
+        Err(error) => {
+            let failed_at = Timestamp::now();
+            app.store
+                .modify_call(ws, id, &|s| {
+                    s.move_participant(label, LegState::Failed, failed_at);
+                })
+                .await?;
+            Err(error.into())
         }
     }
 }

@@ -10,12 +10,14 @@ use std::collections::BTreeMap;
 
 use crate::api::{Request, Response, empty_twiml};
 use crate::app::App;
-use crate::calls::{DIAL_CUSTOMER, customer_twiml_url, ring, status_url, voicemail_url};
+use crate::calls::{DIAL_CUSTOMER, customer_twiml_url, ring, status_url, transfer, voicemail_url};
 use crate::ids::{CallId, CallSid};
-use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, LegState, Role, TO_VOICEMAIL, TimelineEvent};
+use crate::model::calls::{
+    Advance, CallSession, CallState, CallUpdate, Direction, LegState, Role, TO_VOICEMAIL, TimelineEvent, TransferState,
+};
 use crate::telemetry::error_chain;
 use crate::time::Timestamp;
-use crate::twilio::rest::{EndCall, NewCall, TwilioClient};
+use crate::twilio::rest::{EndCall, NewCall, TwilioClient, TwilioError};
 use crate::twilio::twiml::Response as Twiml;
 use crate::twilio::webhooks::{CallStatus, ConferenceEvent, StatusCallback, Unknown};
 use crate::webhook::{Webhook, WebhookError};
@@ -23,6 +25,11 @@ use crate::webhook::{Webhook, WebhookError};
 /// How long the customer's phone rings before Twilio gives up.
 pub const CUSTOMER_RING_SECONDS: u32 = 30;
 const NOTIFY_AGENT: &str = "notify-agent";
+/// Left when Twilio refused to send the caller to voicemail: the next
+/// callback of the call takes it and tries again.
+const VOICEMAIL_RETRY: &str = "voicemail-retry";
+/// The "do this once" step that stops what still rings into an ended conference.
+const WIND_UP: &str = "wind-up";
 
 /// Which leg of the session an event is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,13 +129,20 @@ pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Resp
         });
 
     record(app, &session, &form, leg, at).await?;
+    let role = label
+        .as_deref()
+        .and_then(|l| session.participants.get(l))
+        .map(|p| p.role);
     match (&form.status_callback_event, &form.call_status) {
         (Some(event), _) => {
-            on_participant_event(app, &session, event, label.as_deref(), at).await?;
+            on_participant_event(app, &hook, &session, event, label.as_deref(), at).await?;
             on_conference_event(app, &hook, &session, &form, event, leg, label.as_deref(), at).await?;
         }
-        (None, Some(status)) => match (session.direction, leg, label) {
-            (Direction::Inbound, Leg::Agent, Some(label)) => {
+        (None, Some(status)) => match (session.direction, leg, label, role) {
+            (_, _, Some(label), Some(Role::Transfer | Role::Supervisor)) => {
+                on_side_leg_status(app, &hook, &session, status, &label, at).await?;
+            }
+            (Direction::Inbound, Leg::Agent, Some(label), _) => {
                 on_rung_agent_status(app, &hook, &session, status, &label, at).await?;
             }
             _ => on_call_status(app, &hook, &session, &form, status, leg, at).await?,
@@ -138,10 +152,58 @@ pub async fn callback(app: &App, hook: Webhook, request: Request) -> Result<Resp
     Ok(empty_twiml())
 }
 
+/// Twilio's call statuses, as where a participant's leg stands.
+fn leg_state(status: &CallStatus) -> LegState {
+    match status {
+        CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => LegState::Ringing,
+        CallStatus::InProgress | CallStatus::Answered => LegState::Answered,
+        CallStatus::Completed => LegState::Left,
+        CallStatus::Busy => LegState::Busy,
+        CallStatus::NoAnswer => LegState::NoAnswer,
+        CallStatus::Failed => LegState::Failed,
+        CallStatus::Canceled | CallStatus::Other(_) => LegState::Canceled,
+    }
+}
+
+/// Moves a leg to what its call status says; a leg that ends without having
+/// been answered never was in the call (`canceled`, not `left`).
+fn move_leg(s: &mut CallSession, label: &str, state: LegState, at: Timestamp) {
+    let answered = s.participants.get(label).is_some_and(|p| p.state >= LegState::Answered);
+    let state = if state == LegState::Left && !answered {
+        LegState::Canceled
+    } else {
+        state
+    };
+    s.move_participant(label, state, at);
+}
+
+/// A transfer target's or a supervisor's leg moved; a target that never
+/// took the call fails the transfer.
+async fn on_side_leg_status(
+    app: &App,
+    hook: &Webhook,
+    session: &CallSession,
+    status: &CallStatus,
+    label: &str,
+    at: Timestamp,
+) -> Result<(), WebhookError> {
+    let state = leg_state(status);
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| move_leg(s, label, state, at))
+        .await?;
+    if state.is_over() {
+        let client = twilio(app, hook).await?;
+        transfer::on_leg_change(app, &client, &modified.after, label, at).await?;
+    }
+    Ok(())
+}
+
 /// What a conference event says of one participant: it joined, left, or
-/// was put on hold or taken off it.
+/// was put on hold or taken off it; and what that means for a transfer.
 async fn on_participant_event(
     app: &App,
+    hook: &Webhook,
     session: &CallSession,
     event: &ConferenceEvent,
     label: Option<&str>,
@@ -151,6 +213,7 @@ async fn on_participant_event(
     let moved: Option<&(dyn Fn(&mut CallSession) + Sync)> = match event {
         ConferenceEvent::ParticipantJoin => Some(&|s: &mut CallSession| {
             s.move_participant(label, LegState::Joined, at);
+            s.transfer_joined(label);
         }),
         ConferenceEvent::ParticipantLeave => Some(&|s: &mut CallSession| {
             s.move_participant(label, LegState::Left, at);
@@ -163,8 +226,16 @@ async fn on_participant_event(
         }),
         _ => None,
     };
-    if let Some(change) = moved {
-        app.store.modify_call(&session.workspace, &session.id, &change).await?;
+    let Some(change) = moved else { return Ok(()) };
+    let modified = app.store.modify_call(&session.workspace, &session.id, &change).await?;
+    if modified.after.active_transfer().is_some()
+        && matches!(
+            event,
+            ConferenceEvent::ParticipantJoin | ConferenceEvent::ParticipantLeave
+        )
+    {
+        let client = twilio(app, hook).await?;
+        transfer::on_leg_change(app, &client, &modified.after, label, at).await?;
     }
     Ok(())
 }
@@ -181,42 +252,52 @@ async fn on_rung_agent_status(
     label: &str,
     at: Timestamp,
 ) -> Result<(), WebhookError> {
-    let state = match status {
-        CallStatus::Queued | CallStatus::Initiated | CallStatus::Ringing => LegState::Ringing,
-        CallStatus::InProgress | CallStatus::Answered => LegState::Answered,
-        CallStatus::Completed => LegState::Left,
-        CallStatus::Busy => LegState::Busy,
-        CallStatus::NoAnswer => LegState::NoAnswer,
-        CallStatus::Failed => LegState::Failed,
-        CallStatus::Canceled | CallStatus::Other(_) => LegState::Canceled,
-    };
+    let state = leg_state(status);
     let modified = app
         .store
         .modify_call(&session.workspace, &session.id, &|s| {
-            // A leg that ends without having been answered never was in the call.
-            let answered = s.participants.get(label).is_some_and(|p| p.state >= LegState::Answered);
-            let state = if state == LegState::Left && !answered {
-                LegState::Canceled
-            } else {
-                state
-            };
-            s.move_participant(label, state, at);
+            move_leg(s, label, state, at);
             s.to_voicemail(at);
         })
         .await?;
     let claimed = |s: &CallSession| s.steps.contains_key(TO_VOICEMAIL);
-    if claimed(&modified.after) && !claimed(&modified.before) {
-        let Some(caller) = modified.after.customer_call_sid.clone() else {
-            return Ok(());
-        };
-        tracing::info!(call = %session.id, "nobody answered: the caller goes to voicemail");
-        let client = twilio(app, hook).await?;
-        if let Err(error) = client
+    let first = claimed(&modified.after) && !claimed(&modified.before);
+    // A redirect Twilio refused left a token: the next callback takes it
+    // (one caller at a time) and tries again.
+    let again = !first
+        && modified.after.steps.contains_key(VOICEMAIL_RETRY)
+        && app
+            .store
+            .modify_call(&session.workspace, &session.id, &|s| {
+                s.release(VOICEMAIL_RETRY);
+            })
+            .await?
+            .before
+            .steps
+            .contains_key(VOICEMAIL_RETRY);
+    if !(first || again) || modified.after.state.is_terminal() {
+        return Ok(());
+    }
+    let Some(caller) = modified.after.customer_call_sid.clone() else {
+        return Ok(());
+    };
+    tracing::info!(call = %session.id, again, "nobody answered: the caller goes to voicemail");
+    let redirected = match twilio(app, hook).await {
+        Ok(client) => client
             .redirect_call_to(&caller, &voicemail_url(app, &session.id, ""))
             .await
-        {
-            // The caller may have hung up meanwhile.
-            tracing::warn!(call = %session.id, error = %error_chain(&error), "could not send the caller to voicemail");
+            .map(|_| ()),
+        Err(error) => Err(TwilioError::Unexpected(error.to_string())),
+    };
+    match redirected {
+        Ok(()) => {}
+        // The caller hung up meanwhile: their own callback ends the call.
+        Err(TwilioError::NotFound { .. }) => {}
+        Err(error) => {
+            tracing::warn!(call = %session.id, error = %error_chain(&error), "could not send the caller to voicemail; the next callback tries again");
+            app.store
+                .claim_step(&session.workspace, &session.id, VOICEMAIL_RETRY, at)
+                .await?;
         }
     }
     Ok(())
@@ -235,7 +316,11 @@ async fn record(
     let (key, kind) = match (&form.status_callback_event, &form.call_status) {
         (Some(event), _) => (
             format!("conference:{}:{call_sid}:{sequence}", event.as_str()),
-            format!("{}-{}", leg.name(), event.as_str()),
+            match event {
+                // About the conference, not one of its legs.
+                ConferenceEvent::ConferenceStart | ConferenceEvent::ConferenceEnd => event.as_str().to_owned(),
+                _ => format!("{}-{}", leg.name(), event.as_str()),
+            },
         ),
         (None, status) => {
             let status = status.as_ref().map_or("", CallStatus::as_str);
@@ -295,9 +380,11 @@ async fn on_conference_event(
             app.store.advance_call(ws, id, CallState::InProgress, at).await?;
             Ok(())
         }
-        (ConferenceEvent::ParticipantLeave, Leg::Agent) | (ConferenceEvent::ConferenceEnd, _) => {
+        (ConferenceEvent::ConferenceEnd, _) => {
+            wind_up(app, hook, session, at).await?;
             agent_gone(app, hook, session, at).await
         }
+        (ConferenceEvent::ParticipantLeave, Leg::Agent) => agent_gone(app, hook, session, at).await,
         _ => Ok(()),
     }
 }
@@ -333,8 +420,7 @@ async fn on_call_status(
             if session.direction == Direction::Inbound {
                 return caller_status(app, hook, session, form, state, at).await;
             }
-            app.store.advance_call(ws, id, state, at).await?;
-            finish_leg(app, hook, session, form, state).await
+            finish_leg(app, hook, session, form, state, at).await
         }
         (Direction::Outbound, Leg::Agent) if state.is_terminal() => agent_gone(app, hook, session, at).await,
         _ => Ok(()),
@@ -387,18 +473,18 @@ async fn caller_status(
     Ok(())
 }
 
-/// What a leg's final status leaves behind: its duration, why it ended, and
-/// (for a customer who never answered) a word to the waiting agent.
+/// The customer's leg moved on. A final status is written with what it
+/// leaves behind (its duration, why it ended) in one change, so nobody ever
+/// reads `busy` without its reason; a customer who never answered gets a word
+/// to the waiting agent.
 async fn finish_leg(
     app: &App,
     hook: &Webhook,
     session: &CallSession,
     form: &StatusCallback,
     state: CallState,
+    at: Timestamp,
 ) -> Result<(), WebhookError> {
-    if !state.is_terminal() {
-        return Ok(());
-    }
     let duration = form.call_duration.as_deref().and_then(|d| d.parse::<u32>().ok());
     let reason = match state {
         CallState::Busy => Some("the customer was busy"),
@@ -408,11 +494,23 @@ async fn finish_leg(
         _ => None,
     };
     let update = CallUpdate {
-        duration_seconds: duration,
+        duration_seconds: duration.filter(|_| state.is_terminal()),
         end_reason: reason.map(str::to_owned),
         ..CallUpdate::default()
     };
-    app.store.update_call(&session.workspace, &session.id, &update).await?;
+    app.store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            // The reason is this state's only if this report ends the call.
+            if matches!(s.advance(state, at), Advance::Moved { .. }) || !state.is_terminal() {
+                s.apply(&update);
+            } else {
+                s.apply(&CallUpdate {
+                    duration_seconds: update.duration_seconds,
+                    ..CallUpdate::default()
+                });
+            }
+        })
+        .await?;
     if session.is_outbound() && matches!(state, CallState::Busy | CallState::NoAnswer | CallState::Failed) {
         let message = match state {
             CallState::Busy => "The line is busy. Goodbye.",
@@ -469,6 +567,39 @@ async fn dial_customer(app: &App, hook: &Webhook, session: &CallSession, at: Tim
                 })
                 .await?;
             tell_agent_and_end(app, hook, session, "Sorry, the call could not be placed. Goodbye.").await;
+        }
+    }
+    Ok(())
+}
+
+/// The conference ended: a transfer under way is canceled, and whoever is
+/// still being rung into it (a transfer target, a supervisor) stops ringing.
+/// Once, whoever reports the end first.
+async fn wind_up(app: &App, hook: &Webhook, session: &CallSession, at: Timestamp) -> Result<(), WebhookError> {
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            if s.claim(WIND_UP, at) {
+                s.end_transfer(TransferState::Canceled);
+            }
+        })
+        .await?;
+    if modified.before.steps.contains_key(WIND_UP) {
+        return Ok(());
+    }
+    let ringing: Vec<CallSid> = modified
+        .after
+        .ringing_side_legs()
+        .iter()
+        .filter_map(|p| p.call_sid.clone())
+        .collect();
+    if ringing.is_empty() {
+        return Ok(());
+    }
+    let client = twilio(app, hook).await?;
+    for sid in &ringing {
+        if let Err(error) = client.end_call(sid, EndCall::HangUp).await {
+            tracing::info!(call = %session.id, leg = %sid, error = %error_chain(&error), "a leg had stopped ringing already");
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use crate::app::App;
 use crate::calls::ring;
 use crate::calls::{expire_if_stale, outbound, recording_url, status_url, voicemail_url};
 use crate::ids::{CallId, CallSid};
-use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, LegState, Role, TO_VOICEMAIL};
+use crate::model::calls::{CallSession, CallState, CallUpdate, Direction, LegState, MonitorMode, Role, TO_VOICEMAIL};
 use crate::phone::E164;
 use crate::ports::StoreError;
 use crate::time::Timestamp;
@@ -30,7 +30,10 @@ fn agent_conference(app: &App, workspace: &Workspace, session: &CallSession) -> 
         .start_conference_on_enter(true)
         .end_conference_on_exit(true)
         .beep(false)
-        .status_callback(&status_url(app, &session.id, None), &["start", "end", "join", "leave"]);
+        .status_callback(
+            &status_url(app, &session.id, None),
+            &["start", "end", "join", "leave", "hold"],
+        );
     if workspace.settings.record {
         conference = conference.record_from_start(&recording_url(app, &session.id));
     }
@@ -81,17 +84,15 @@ pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Respon
     }
     app.store.link_call_sid(&ws.id, &form.call_sid, &session.id).await?;
     let now = Timestamp::now();
+    let recorded = ws.settings.record;
     app.store
         .modify_call(&ws.id, &session.id, &|s| {
             s.apply(&CallUpdate {
                 agent_call_sid: Some(form.call_sid.clone()),
                 ..CallUpdate::default()
             });
-            // The placing agent's browser: the call's first agent.
-            let agent = s.agent.clone();
-            s.add_participant("agent-1", Role::Agent, agent, None, now);
-            s.link_participant("agent-1", &form.call_sid);
-            s.move_participant("agent-1", LegState::Answered, now);
+            s.connect_placing_agent(&form.call_sid, now);
+            s.recorded |= recorded;
         })
         .await?;
     Ok(twiml(agent_conference(app, ws, &session)))
@@ -170,13 +171,14 @@ fn caller_waits(app: &App, workspace: &Workspace, session: &CallSession) -> Twim
 /// accept that comes after someone else's is told so and hung up.
 pub async fn answer(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
     let form: VoiceRequest = hook.form()?;
-    let query = request.query_params();
-    let label = query
-        .get("label")
-        .filter(|label| label.len() <= 32)
-        .ok_or_else(|| WebhookError::BadRequest("missing label".into()))?
-        .to_owned();
+    let label = query_label(&request)?;
     let session = session_from_query(app, &hook, &request).await?;
+    if session.participants.get(&label).is_none_or(|p| p.role != Role::Agent) {
+        // Only a leg Switchboard rang for an agent answers here.
+        return Ok(twiml(Twiml::say_and_hang_up(
+            "Sorry, this call cannot be answered. Goodbye.",
+        )));
+    }
     let now = Timestamp::now();
     let modified = app
         .store
@@ -240,6 +242,7 @@ async fn inbound_session(
     fresh.link_participant("customer", sid);
     fresh.move_participant("customer", LegState::Answered, now);
     fresh.customer_call_sid = Some(sid.clone());
+    fresh.recorded = ws.settings.record;
     let session = match app.store.create_call(&fresh).await {
         Ok(()) => fresh,
         Err(StoreError::Conflict(_)) => app
@@ -296,4 +299,73 @@ pub async fn voicemail_twiml(app: &App, hook: Webhook, request: Request) -> Resu
         return Ok(twiml(Twiml::new().hangup()));
     }
     Ok(twiml(to_voicemail(app, &session).await?))
+}
+
+/// `POST /twilio/voice/join?callId=&label=`: a transfer target or a
+/// supervisor answered the call they were rung for. They join the call's
+/// conference without ending it on their way out (a target's leaving ends
+/// it once the call is handed over to them); a supervisor listening is
+/// muted, one whispering coaches the call's agent. A transfer that was
+/// canceled meanwhile, or a call that ended, is said so and hung up.
+pub async fn join(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
+    let form: VoiceRequest = hook.form()?;
+    let label = query_label(&request)?;
+    let session = session_from_query(app, &hook, &request).await?;
+    let now = Timestamp::now();
+    let joining = |s: &CallSession| {
+        s.participants
+            .get(&label)
+            .is_some_and(|p| matches!(p.role, Role::Transfer | Role::Supervisor))
+    };
+    let modified = app
+        .store
+        .modify_call(&session.workspace, &session.id, &|s| {
+            if joining(s) {
+                s.link_participant(&label, &form.call_sid);
+                s.move_participant(&label, LegState::Answered, now);
+            }
+        })
+        .await?;
+    let session = modified.after;
+    let Some(participant) = session.participants.get(&label).filter(|_| joining(&session)) else {
+        return Ok(twiml(Twiml::say_and_hang_up("Sorry, this call has ended. Goodbye.")));
+    };
+    if session.state.is_terminal() || participant.state.is_over() {
+        return Ok(twiml(Twiml::say_and_hang_up("Sorry, this call has ended. Goodbye.")));
+    }
+    app.store
+        .link_call_sid(&session.workspace, &form.call_sid, &session.id)
+        .await?;
+    let mut conference = Conference::new(&session.conference)
+        .end_conference_on_exit(false)
+        .beep(false);
+    if participant.role == Role::Transfer {
+        if session.active_transfer().is_none_or(|t| t.label != label) {
+            return Ok(twiml(Twiml::say_and_hang_up("This transfer was canceled. Goodbye.")));
+        }
+        conference = conference.start_conference_on_enter(true);
+    } else {
+        // A supervisor never starts (or keeps) a conference of their own.
+        conference = conference.start_conference_on_enter(false);
+        match participant.monitor {
+            Some(MonitorMode::Listen) | None => conference = conference.muted(true),
+            Some(MonitorMode::Whisper) => {
+                if let Some(agent) = session.agent_leg().and_then(|p| p.call_sid.as_ref()) {
+                    conference = conference.coach(agent.as_str());
+                }
+            }
+            Some(MonitorMode::Barge) => {}
+        }
+    }
+    Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
+}
+
+/// The participant label in a callback URL we built (`&label=`).
+fn query_label(request: &Request) -> Result<String, WebhookError> {
+    request
+        .query_params()
+        .get("label")
+        .filter(|label| !label.is_empty() && label.len() <= 32)
+        .map(str::to_owned)
+        .ok_or_else(|| WebhookError::BadRequest("missing label".into()))
 }

@@ -274,12 +274,46 @@ impl TwilioClient {
         hold: bool,
         hold_url: &str,
     ) -> Result<(), TwilioError> {
+        let change = ParticipantChange {
+            hold: Some(hold),
+            hold_url: hold.then_some(hold_url),
+            ..ParticipantChange::default()
+        };
+        self.update_participant(conference, call, &change).await
+    }
+
+    /// Changes one participant of a conference: only what `change` sets is sent.
+    pub async fn update_participant(
+        &self,
+        conference: &ConferenceSid,
+        call: &CallSid,
+        change: &ParticipantChange<'_>,
+    ) -> Result<(), TwilioError> {
         let url = self.url(&format!("/Conferences/{conference}/Participants/{call}.json"))?;
-        let mut form = vec![("Hold", if hold { "true" } else { "false" })];
-        if hold {
-            form.extend([("HoldUrl", hold_url), ("HoldMethod", "GET")]);
-        }
-        let _: serde_json::Value = self.update(url, &form).await?;
+        let _: serde_json::Value = self.update(url, &change.form()).await?;
+        Ok(())
+    }
+
+    /// Takes a participant out of a conference (its leg hangs up).
+    pub async fn remove_participant(&self, conference: &ConferenceSid, call: &CallSid) -> Result<(), TwilioError> {
+        self.delete(self.url(&format!("/Conferences/{conference}/Participants/{call}.json"))?)
+            .await
+    }
+
+    /// Pauses the conference's recording (what is said meanwhile is left
+    /// out, not replaced by silence) or resumes it.
+    pub async fn pause_conference_recording(
+        &self,
+        conference: &ConferenceSid,
+        paused: bool,
+    ) -> Result<(), TwilioError> {
+        let url = self.url(&format!("/Conferences/{conference}/Recordings/Twilio.CURRENT.json"))?;
+        let form: &[(&str, &str)] = if paused {
+            &[("Status", "paused"), ("PauseBehavior", "skip")]
+        } else {
+            &[("Status", "in-progress")]
+        };
+        let _: serde_json::Value = self.update(url, form).await?;
         Ok(())
     }
 
@@ -487,6 +521,39 @@ pub struct NewCall<'a> {
 pub enum EndCall {
     Cancel,
     HangUp,
+}
+
+/// What to change about a conference participant; `None` leaves it as it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ParticipantChange<'a> {
+    pub hold: Option<bool>,
+    pub hold_url: Option<&'a str>,
+    pub muted: Option<bool>,
+    pub end_conference_on_exit: Option<bool>,
+    /// Heard only by the leg `call_sid_to_coach` (whisper), or by everyone.
+    pub coaching: Option<bool>,
+    pub call_sid_to_coach: Option<&'a CallSid>,
+}
+
+impl ParticipantChange<'_> {
+    fn form(&self) -> Vec<(&'static str, &str)> {
+        let flag = |value: bool| if value { "true" } else { "false" };
+        let mut form = Vec::new();
+        let flags = [
+            ("Hold", self.hold),
+            ("Muted", self.muted),
+            ("EndConferenceOnExit", self.end_conference_on_exit),
+            ("Coaching", self.coaching),
+        ];
+        form.extend(flags.into_iter().filter_map(|(name, value)| Some((name, flag(value?)))));
+        if let Some(url) = self.hold_url {
+            form.extend([("HoldUrl", url), ("HoldMethod", "GET")]);
+        }
+        if let Some(call) = self.call_sid_to_coach {
+            form.push(("CallSidToCoach", call.as_str()));
+        }
+        form
+    }
 }
 
 pub struct NewMessage<'a> {

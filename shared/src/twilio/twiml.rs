@@ -157,6 +157,17 @@ impl Conference {
         Self(self.0.attr("beep", beep))
     }
 
+    /// Joins unheard (a supervisor listening in).
+    pub fn muted(self, muted: bool) -> Self {
+        Self(self.0.attr("muted", muted))
+    }
+
+    /// Joins heard only by the participant whose leg is `call_sid` (a
+    /// supervisor whispering to the call's agent).
+    pub fn coach(self, call_sid: &str) -> Self {
+        Self(self.0.attr("coach", call_sid))
+    }
+
     /// Music (or silence) while the participant waits alone.
     pub fn wait_url(self, url: &str) -> Self {
         Self(self.0.attr("waitUrl", url))
