@@ -42,7 +42,7 @@ BUDGET = {
     "load_p99_ms": 10.0,
     # Live events (the local server).
     "live_p99_ms": 20.0,            # callback sent -> frame on a socket, 1,000 sockets, 200 callbacks/s
-    "idle_sockets_throughput": 0.9,  # load with idle sockets connected / with none
+    "idle_sockets_cpu": 1.1,  # server CPU a callback with idle sockets connected / with none
     "idle_sockets_growth_mb": 100.0,  # server VmRSS with 10,000 idle sockets, above the idle server
 }
 
@@ -218,8 +218,10 @@ def summary():
 
     try:  # load
         ld = load(os.path.join(OUT, "load.json"))
+        runs = ld.get("runs_per_second", [ld["per_second"]])
+        spread = f" (median of {len(runs)} runs: {', '.join(f'{r:,.0f}' for r in sorted(runs))}/s)" if len(runs) > 1 else ""
         lines += ["", f"## Local server under load (wrk, {ld['connections']} connections, {ld['seconds']} s, loopback)", "",
-                  f"{ld['per_second']:.0f} signed status callbacks/s; latency p50 {ld['p50_ms']:.2f} ms, "
+                  f"{ld['per_second']:,.0f} signed status callbacks/s{spread}; that run's latency p50 {ld['p50_ms']:.2f} ms, "
                   f"p99 {ld['p99_ms']:.2f} ms, max {ld['max_ms']:.1f} ms; {ld['errors']} errors."]
         check("local server: throughput", f"{ld['per_second']:.0f}/s", f"≥ {BUDGET['load_per_second']}/s",
               ld["per_second"] >= BUDGET["load_per_second"] and ld["errors"] == 0)
@@ -228,16 +230,26 @@ def summary():
         idle = ld.get("with_idle_sockets")
         if idle:
             # Live events must not slow the webhooks. The same load on a fresh
-            # server with idle sockets connected, right after the run with none:
-            # back to back, they compare better than this run and an older one.
+            # server with idle sockets connected, alternating with the runs
+            # with none: they compare better than this run and an older one.
             ratio = ld["idle_vs_none"]
+            idle_runs = idle.get("runs_per_second", [idle["per_second"]])
             lines.append("")
-            lines.append(f"With {idle['sockets']:,} live events sockets connected and idle (ten workspaces), on a fresh "
-                         f"server right after: {idle['per_second']:.0f}/s ({ratio * 100:.0f}% of the run with none), "
-                         f"p99 {idle['p99_ms']:.2f} ms; {idle['errors']} errors, {idle['sockets_closed']} sockets closed.")
-            check(f"local server: throughput with {idle['sockets']:,} idle sockets vs none", f"{ratio * 100:.0f}%",
-                  f"≥ {BUDGET['idle_sockets_throughput'] * 100:.0f}%",
-                  ratio >= BUDGET["idle_sockets_throughput"] and idle["errors"] == 0 and idle["sockets_closed"] == 0)
+            cpu = ld["idle_cpu_vs_none"]
+            lines.append(f"With {idle['sockets']:,} live events sockets connected and idle (ten workspaces), each run "
+                         f"on a fresh server, alternating with those above: {idle['per_second']:,.0f}/s "
+                         f"(median of {', '.join(f'{r:,.0f}' for r in sorted(idle_runs))}/s; "
+                         f"{ratio * 100:.0f}% of the median with none), that run's p99 {idle['p99_ms']:.2f} ms; "
+                         f"{idle['errors']} errors, {idle['sockets_closed']} sockets closed, "
+                         f"{idle['frames_during_run']} frames during the measured run. The server's CPU time a "
+                         f"callback (median): {ld['server_cpu_us_median']:.1f} µs with no socket, "
+                         f"{idle['server_cpu_us_median']:.1f} µs with them ({cpu * 100:.0f}%).")
+            # Throughput on two shared cores varies by up to 20% between runs
+            # of the same server (benches/load.rs); CPU time a callback by a
+            # few percent: the budget compares that, and the runs' health.
+            check(f"local server: CPU a callback with {idle['sockets']:,} idle sockets vs none", f"{cpu * 100:.0f}%",
+                  f"≤ {BUDGET['idle_sockets_cpu'] * 100:.0f}%",
+                  cpu <= BUDGET["idle_sockets_cpu"] and idle["errors"] == 0 and idle["sockets_closed"] == 0)
         else:
             misses.append("local server with idle sockets: not measured (SWITCHBOARD_BENCH_LOAD_SOCKETS=0?)")
     except Missing as e:

@@ -463,6 +463,17 @@ impl LocalServer {
     }
 
     /// Its resident memory now (`VmRSS`), in kB.
+    /// CPU time the server has used so far (user and system), in seconds.
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).expect("the local server's /proc stat");
+        // Fields after the command name (which may hold spaces): state is
+        // field 3, utime 14 and stime 15, in clock ticks (100 a second on Linux).
+        let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+        ticks as f64 / 100.0
+    }
+
     pub fn rss_kb(&self) -> u64 {
         proc_status_kb(self.child.id(), "VmRSS:").expect("the local server's /proc status")
     }
