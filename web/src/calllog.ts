@@ -31,6 +31,9 @@ export class CallLog {
   private next: string | null = null;
   private loaded = false;
   private audioUrl: string | undefined;
+  /** The open call's player, kept while its details re-render (a live
+   * change of the call, its notes saved), so playback goes on. */
+  private player: { callId: string; audio: HTMLAudioElement; status: HTMLElement } | undefined;
 
   constructor(
     private readonly api: Api,
@@ -175,8 +178,10 @@ export class CallLog {
     }
     this.detail.dataset.callId = callId;
     const recordings = Object.values(call.recordings ?? {});
-    const player = h('audio', { id: 'recording-player', controls: true, hidden: true });
-    const playStatus = h('p', { role: 'status' });
+    if (this.player?.callId !== callId) {
+      this.player = { callId, audio: h('audio', { id: 'recording-player', controls: true, hidden: true }), status: h('p', { role: 'status' }) };
+    }
+    const { audio: player, status: playStatus } = this.player;
     fill(
       this.detail,
       h('h3', { id: 'call-detail-title' }, `${call.direction === 'inbound' ? 'From' : 'To'} ${counterpart(call)}`),

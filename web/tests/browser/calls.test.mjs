@@ -174,6 +174,22 @@ describe('a connected workspace', () => {
     assert.ok(Math.abs(player.duration - recording.durationSeconds) <= 1, 'the browser decoded all of it');
     assert.match(await page.locator('#call-detail [role="status"]').textContent(), new RegExp(`Playing \\(${Math.round(bytes / 1024)} KB\\)`));
     await screenshot(page, 'recording', '#call-detail');
+
+    // A change of the call while it plays (its notes saved elsewhere) re-renders
+    // the details live; the same player keeps its recording and position.
+    await page.evaluate(() => {
+      window.playerBefore = document.getElementById('recording-player');
+      window.playerBefore.pause();
+      window.playerBefore.currentTime = 1;
+    });
+    const patched = await api(server, alice, 'PATCH', `calls/${callId}`, { notes: 'Asked for a refund.' });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    await page.locator('#call-detail dd', { hasText: 'Asked for a refund.' }).waitFor();
+    const kept = await page.evaluate(() => {
+      const audio = document.getElementById('recording-player');
+      return { same: audio === window.playerBefore, src: audio.src, hidden: audio.hidden, at: audio.currentTime };
+    });
+    assert.deepEqual(kept, { same: true, src: player.src, hidden: false, at: 1 }, 'the player survived the re-render');
     await context.close();
   });
 
