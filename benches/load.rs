@@ -25,9 +25,10 @@
 //! cores, runs of the very same server differ by up to 23% in throughput
 //! and by about a tenth in CPU time a callback, so that is the figure that
 //! says what holding the sockets costs, and the one the budget compares.
-//! The measured run's callbacks change next to no call's state (the
-//! warm-up's moved them all), so the sockets get next to no frame while it
-//! runs (counted: `frames_during_run`): what they cost is being held.
+//! The measured run's callbacks change no call's state (the warm-up's moved
+//! them all), so once the warm-up's frames have all arrived the sockets get
+//! no frame while it runs (counted: `frames_during_run`): what they cost is
+//! being held.
 //!
 //! `cargo bench --bench load` after `cargo build --release` (`scripts/bench.sh`
 //! does both). Figures: `target/bench/load.json`.
@@ -217,7 +218,7 @@ fn run(knobs: &Knobs, script: &Path, address: &str, template: &Path, sockets: u6
     // A short pass first (pools and caches warm), then the measured run on
     // requests the warm-up did not send.
     let warm = wrk(knobs, script, address, 2, 0);
-    let frames_before = held.frames.load(Ordering::SeqCst);
+    let frames_before = settled(&held.frames);
     let cpu_before = server.cpu_seconds();
     let measured = wrk(knobs, script, address, knobs.seconds, RUN_STARTS_AT);
     let cpu_seconds = server.cpu_seconds() - cpu_before;
@@ -296,6 +297,22 @@ fn wrk(knobs: &Knobs, script: &Path, address: &str, seconds: u64, start: u32) ->
             )
         });
     serde_json::from_str(line).unwrap()
+}
+
+/// The count once it has stopped moving for a quarter of a second (at most
+/// five seconds): the warm-up's last changes are still being fanned out to
+/// the sockets when `wrk` returns.
+fn settled(count: &AtomicU64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let mut last = count.load(Ordering::SeqCst);
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(250));
+        let now = count.load(Ordering::SeqCst);
+        if now == last || std::time::Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
 }
 
 /// Sockets held open on the runtime that connected them.
