@@ -59,22 +59,20 @@ export class LiveEvents {
 
   /** A call or message from a listing: applied like a frame, moving the watermark. */
   applyCall(call: Call): boolean {
-    this.see(call.updatedAt);
-    if (!isNewer(call, this.calls.get(call.callId))) {
-      return false;
-    }
-    this.calls.set(call.callId, call);
-    this.callChanged.emit(call);
-    return true;
+    return this.apply(this.calls, call.callId, call, this.callChanged);
   }
 
   applyMessage(message: Message): boolean {
-    this.see(message.updatedAt);
-    if (!isNewer(message, this.messages.get(message.sid))) {
+    return this.apply(this.messages, message.sid, message, this.messageChanged);
+  }
+
+  private apply<T extends { updatedAt: string }>(known: Map<string, T>, id: string, object: T, changed: Listeners<T>): boolean {
+    this.see(object.updatedAt);
+    if (!isNewer(object, known.get(id))) {
       return false;
     }
-    this.messages.set(message.sid, message);
-    this.messageChanged.emit(message);
+    known.set(id, object);
+    changed.emit(object);
     return true;
   }
 
