@@ -89,14 +89,18 @@ impl Hub {
 
     /// Sends the change to its workspace's sockets, if it has any.
     pub fn publish(&self, change: &Change) {
-        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
-        let workspace = change.workspace();
-        let Some(channel) = channels.get(workspace) else { return };
-        if channel.receiver_count() == 0 {
-            // Its last socket closed: forget the channel.
-            channels.remove(workspace);
-            return;
-        }
+        let channel = {
+            let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let workspace = change.workspace();
+            let Some(channel) = channels.get(workspace) else { return };
+            if channel.receiver_count() == 0 {
+                // Its last socket closed: forget the channel.
+                channels.remove(workspace);
+                return;
+            }
+            channel.clone()
+        };
+        // Serialised outside the lock: other workspaces' sockets subscribe meanwhile.
         let _ = channel.send(Arc::new(Frame::of(change)));
     }
 
@@ -213,8 +217,12 @@ pub async fn fan_out(
     change: &Change,
     now: Timestamp,
 ) -> Result<FanOut, EventsError> {
+    let targets = connections.workspace_connections(change.workspace()).await?;
+    if targets.is_empty() {
+        // Most changes are of workspaces with no browser open: nothing to serialise.
+        return Ok(FanOut::default());
+    }
     let frame = Frame::of(change);
-    let targets = connections.workspace_connections(&frame.workspace).await?;
     let outcomes: Vec<Outcome> = futures_util::stream::iter(targets)
         .map(|connection| deliver(connections, sockets, &frame, connection, now))
         .buffer_unordered(FAN_OUT_CONCURRENCY)

@@ -147,13 +147,18 @@ fn is_form_type(content_type: &str) -> bool {
     crate::api::is_media_type(content_type, "application/x-www-form-urlencoded")
 }
 
-/// The session a webhook names in its query (`?callId=`).
-pub async fn session_from_query(app: &App, hook: &Webhook, request: &Request) -> Result<CallSession, WebhookError> {
-    let id = request
+/// The session id a webhook names in its query (`?callId=`).
+pub fn call_id_from_query(request: &Request) -> Result<CallId, WebhookError> {
+    request
         .query_params()
         .get("callId")
         .and_then(|id| CallId::parse(id).ok())
-        .ok_or_else(|| WebhookError::BadRequest("missing or invalid callId".into()))?;
+        .ok_or_else(|| WebhookError::BadRequest("missing or invalid callId".into()))
+}
+
+/// The session a webhook names in its query (`?callId=`).
+pub async fn session_from_query(app: &App, hook: &Webhook, request: &Request) -> Result<CallSession, WebhookError> {
+    let id = call_id_from_query(request)?;
     app.store
         .get_call(&hook.workspace.id, &id)
         .await?

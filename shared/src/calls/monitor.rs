@@ -68,7 +68,8 @@ pub async fn start(app: &App, agent: Agent, request: Request) -> Result<Response
         });
     }
     let (ws, id) = (&agent.workspace, &session.id);
-    let client = twilio(app, &agent).await?;
+    let workspace = app.configured_workspace(ws).await?;
+    let client = app.twilio_for(&workspace).await?;
     // A supervisor in the call already: Twilio first, so that the session
     // never says a mode Twilio did not take.
     if let Some(leg) = session.supervisor_of(&agent.id).filter(|p| p.state == LegState::Joined)
@@ -111,7 +112,6 @@ pub async fn start(app: &App, agent: Agent, request: Request) -> Result<Response
                     ("kind", "monitor"),
                 ],
             );
-            let workspace = app.configured_workspace(ws).await?;
             let leg = (leg.label.as_str(), "supervisor");
             ring_into_call(app, &workspace, &client, &session, leg, &to, session.our_number())
                 .await

@@ -193,9 +193,25 @@ async fn on_side_leg_status(
         .modify_call(&session.workspace, &session.id, &|s| move_leg(s, label, state, at))
         .await?;
     if state.is_over() {
-        let client = twilio(app, hook).await?;
-        transfer::on_leg_change(app, &client, &modified.after, label, at).await?;
+        transfer_leg_changed(app, hook, &modified.after, label, at).await?;
     }
+    Ok(())
+}
+
+/// What a participant's leg moving means for a transfer under way; with none
+/// (most legs), nothing, and no Twilio client is opened for it.
+async fn transfer_leg_changed(
+    app: &App,
+    hook: &Webhook,
+    session: &CallSession,
+    label: &str,
+    at: Timestamp,
+) -> Result<(), WebhookError> {
+    if session.active_transfer().is_none() {
+        return Ok(());
+    }
+    let client = twilio(app, hook).await?;
+    transfer::on_leg_change(app, &client, session, label, at).await?;
     Ok(())
 }
 
@@ -228,14 +244,11 @@ async fn on_participant_event(
     };
     let Some(change) = moved else { return Ok(()) };
     let modified = app.store.modify_call(&session.workspace, &session.id, &change).await?;
-    if modified.after.active_transfer().is_some()
-        && matches!(
-            event,
-            ConferenceEvent::ParticipantJoin | ConferenceEvent::ParticipantLeave
-        )
-    {
-        let client = twilio(app, hook).await?;
-        transfer::on_leg_change(app, &client, &modified.after, label, at).await?;
+    if matches!(
+        event,
+        ConferenceEvent::ParticipantJoin | ConferenceEvent::ParticipantLeave
+    ) {
+        transfer_leg_changed(app, hook, &modified.after, label, at).await?;
     }
     Ok(())
 }

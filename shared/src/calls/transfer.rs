@@ -112,7 +112,7 @@ pub async fn start(app: &App, agent: Agent, request: Request) -> Result<Response
     };
     let session = modified.after;
 
-    let client = twilio(app, &agent).await?;
+    let client = app.twilio_for(&workspace).await?;
     if let Err(error) = ring_target(app, &workspace, &client, &session, conference, &transfer, &from).await {
         tracing::warn!(call = %id, error = %error_chain(&error), "the transfer target could not be rung");
         if let Some(failed) = end(app, &session, TransferState::Failed, now).await? {

@@ -16,28 +16,42 @@ use crate::time::Timestamp;
 use crate::twilio::access_token::{agent_from_identity, agent_identity};
 use crate::twilio::twiml::{Conference, Dial, Record, Response as Twiml};
 use crate::twilio::webhooks::VoiceRequest;
-use crate::webhook::{Webhook, WebhookError, session_from_query};
+use crate::webhook::{Webhook, WebhookError, call_id_from_query, session_from_query};
 use crate::workspace::Workspace;
 
 pub const VOICEMAIL_MAX_SECONDS: u32 = 120;
 /// How long an inbound call's CallSid is remembered to find its session again.
 const INBOUND_KEY_TTL: Duration = Duration::from_secs(86_400);
 
-/// The agent's leg: `<Dial><Conference>` that starts the conference and ends it
-/// when the agent leaves, reporting its events.
-fn agent_conference(app: &App, workspace: &Workspace, session: &CallSession) -> Twiml {
-    let mut conference = Conference::new(&session.conference)
-        .start_conference_on_enter(true)
+/// The call's conference for a leg whose leaving ends it; `starts`: whether
+/// its joining starts it too.
+fn ending_conference(session: &CallSession, starts: bool) -> Conference {
+    Conference::new(&session.conference)
+        .start_conference_on_enter(starts)
         .end_conference_on_exit(true)
         .beep(false)
-        .status_callback(
-            &status_url(app, &session.id, None),
-            &["start", "end", "join", "leave", "hold"],
-        );
+}
+
+/// `<Dial><Conference>`: the TwiML that puts a leg into `conference`.
+fn dial_into(conference: Conference) -> Twiml {
+    Twiml::new().dial(Dial::new().conference(conference))
+}
+
+/// The leg the conference is made for (the placing agent's; an inbound
+/// caller's, who waits with the workspace's music unless `starts`): it
+/// reports the conference's events and records it.
+fn reporting_conference(app: &App, workspace: &Workspace, session: &CallSession, starts: bool) -> Twiml {
+    let mut conference = ending_conference(session, starts).status_callback(
+        &status_url(app, &session.id, None),
+        &["start", "end", "join", "leave", "hold"],
+    );
+    if !starts && let Some(wait_url) = &workspace.settings.wait_url {
+        conference = conference.wait_url(wait_url);
+    }
     if workspace.settings.record {
         conference = conference.record_from_start(&recording_url(app, &session.id));
     }
-    Twiml::new().dial(Dial::new().conference(conference))
+    dial_into(conference)
 }
 
 /// `POST /twilio/voice/agent`, the TwiML App's Voice URL: a browser `Device`
@@ -95,7 +109,8 @@ pub async fn agent(app: &App, hook: Webhook, _request: Request) -> Result<Respon
             s.recorded |= recorded;
         })
         .await?;
-    Ok(twiml(agent_conference(app, ws, &session)))
+    // The agent's leg starts the conference; the agent leaving ends it.
+    Ok(twiml(reporting_conference(app, ws, &session, true)))
 }
 
 /// `POST /twilio/voice/customer?callId=`: the customer answered; into the
@@ -105,11 +120,7 @@ pub async fn customer(app: &App, hook: Webhook, request: Request) -> Result<Resp
     if !session.is_outbound() || session.state.is_terminal() {
         return Ok(twiml(Twiml::say_and_hang_up("Sorry, this call has ended. Goodbye.")));
     }
-    let conference = Conference::new(&session.conference)
-        .start_conference_on_enter(true)
-        .end_conference_on_exit(true)
-        .beep(false);
-    Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
+    Ok(twiml(dial_into(ending_conference(&session, true))))
 }
 
 /// `POST /twilio/voice/inbound`, every number's Voice URL: the caller waits
@@ -142,27 +153,9 @@ pub async fn inbound(app: &App, hook: Webhook, _request: Request) -> Result<Resp
         // No agent could be rung at all.
         return Ok(twiml(to_voicemail(app, &session).await?));
     }
-    Ok(twiml(caller_waits(app, ws, &session)))
-}
-
-/// The caller's leg: into the conference, waiting (it does not start it)
-/// with music until an agent joins; the caller leaving ends it.
-fn caller_waits(app: &App, workspace: &Workspace, session: &CallSession) -> Twiml {
-    let mut conference = Conference::new(&session.conference)
-        .start_conference_on_enter(false)
-        .end_conference_on_exit(true)
-        .beep(false)
-        .status_callback(
-            &status_url(app, &session.id, None),
-            &["start", "end", "join", "leave", "hold"],
-        );
-    if let Some(wait_url) = &workspace.settings.wait_url {
-        conference = conference.wait_url(wait_url);
-    }
-    if workspace.settings.record {
-        conference = conference.record_from_start(&recording_url(app, &session.id));
-    }
-    Twiml::new().dial(Dial::new().conference(conference))
+    // The caller waits (does not start it) until an agent joins; the caller
+    // leaving ends it.
+    Ok(twiml(reporting_conference(app, ws, &session, false)))
 }
 
 /// `POST /twilio/voice/answer?callId=&label=`: an agent's browser accepted
@@ -172,17 +165,17 @@ fn caller_waits(app: &App, workspace: &Workspace, session: &CallSession) -> Twim
 pub async fn answer(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
     let form: VoiceRequest = hook.form()?;
     let label = query_label(&request)?;
-    let session = session_from_query(app, &hook, &request).await?;
-    if session.participants.get(&label).is_none_or(|p| p.role != Role::Agent) {
-        // Only a leg Switchboard rang for an agent answers here.
-        return Ok(twiml(Twiml::say_and_hang_up(
-            "Sorry, this call cannot be answered. Goodbye.",
-        )));
-    }
+    let id = call_id_from_query(&request)?;
+    // Only a leg Switchboard rang for an agent answers here.
+    let rung = |s: &CallSession| s.participants.get(&label).is_some_and(|p| p.role == Role::Agent);
     let now = Timestamp::now();
+    // One read: the change itself finds the session (`NotFound` if none).
     let modified = app
         .store
-        .modify_call(&session.workspace, &session.id, &|s| {
+        .modify_call(&hook.workspace.id, &id, &|s| {
+            if !rung(s) {
+                return;
+            }
             s.link_participant(&label, &form.call_sid);
             if s.answer(&label, now) {
                 s.apply(&CallUpdate {
@@ -193,24 +186,23 @@ pub async fn answer(app: &App, hook: Webhook, request: Request) -> Result<Respon
         })
         .await?;
     let after = &modified.after;
+    if !rung(after) {
+        return Ok(twiml(Twiml::say_and_hang_up(
+            "Sorry, this call cannot be answered. Goodbye.",
+        )));
+    }
     if after.answered_by.as_deref() != Some(label.as_str()) {
-        tracing::info!(call = %session.id, %label, "a late accept was refused");
+        tracing::info!(call = %id, %label, "a late accept was refused");
         return Ok(twiml(Twiml::say_and_hang_up(
             "Another agent has answered this call. Goodbye.",
         )));
     }
-    app.store
-        .link_call_sid(&session.workspace, &form.call_sid, &session.id)
-        .await?;
+    app.store.link_call_sid(&hook.workspace.id, &form.call_sid, &id).await?;
     if modified.before.answered_by.is_none() {
-        tracing::info!(call = %session.id, %label, "an agent answered");
+        tracing::info!(call = %id, %label, "an agent answered");
         ring::stop_ringing(app, &hook.workspace, after).await;
     }
-    let conference = Conference::new(&session.conference)
-        .start_conference_on_enter(true)
-        .end_conference_on_exit(true)
-        .beep(false);
-    Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
+    Ok(twiml(dial_into(ending_conference(after, true))))
 }
 
 /// The session of an inbound call: created once per CallSid, however often
@@ -310,16 +302,17 @@ pub async fn voicemail_twiml(app: &App, hook: Webhook, request: Request) -> Resu
 pub async fn join(app: &App, hook: Webhook, request: Request) -> Result<Response, WebhookError> {
     let form: VoiceRequest = hook.form()?;
     let label = query_label(&request)?;
-    let session = session_from_query(app, &hook, &request).await?;
+    let id = call_id_from_query(&request)?;
     let now = Timestamp::now();
     let joining = |s: &CallSession| {
         s.participants
             .get(&label)
             .is_some_and(|p| matches!(p.role, Role::Transfer | Role::Supervisor))
     };
+    // One read: the change itself finds the session (`NotFound` if none).
     let modified = app
         .store
-        .modify_call(&session.workspace, &session.id, &|s| {
+        .modify_call(&hook.workspace.id, &id, &|s| {
             if joining(s) {
                 s.link_participant(&label, &form.call_sid);
                 s.move_participant(&label, LegState::Answered, now);
@@ -357,7 +350,7 @@ pub async fn join(app: &App, hook: Webhook, request: Request) -> Result<Response
             Some(MonitorMode::Barge) => {}
         }
     }
-    Ok(twiml(Twiml::new().dial(Dial::new().conference(conference))))
+    Ok(twiml(dial_into(conference)))
 }
 
 /// The participant label in a callback URL we built (`&label=`).
