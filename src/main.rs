@@ -79,7 +79,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error>> {
     let (adapters, local) = open_adapters(&config.backend).await?;
     let app = Arc::new(App::new(config, adapters)?);
     let router = Arc::new(Router::all());
-    web::serve(sandbox.is_some());
+    web::serve(sandbox.is_some(), &app.config.auth.role_claim);
 
     for route in ROUTES.iter().filter(|r| r.handler.is_twilio()) {
         tracing::info!(url = %public_url.join(route.path), "{}", route.summary);

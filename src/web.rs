@@ -12,17 +12,11 @@ mod dist {
     include!("../web/dist.rs");
 }
 
-/// The role claim's name, as the server's configuration reads it.
-const ROLE_CLAIM_VAR: &str = "SWITCHBOARD_AUTH_ROLE_CLAIM";
-
 /// Serves the dialer from this process; `sandbox`: the page uses the
-/// sandbox's device (`switchboard --sandbox`).
-pub fn serve(sandbox: bool) {
-    let role_claim = std::env::var(ROLE_CLAIM_VAR)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| "role".to_owned());
-    routes::serve_pages(dist::configured(sandbox, role_claim.trim()));
+/// sandbox's device (`switchboard --sandbox`); `role_claim`: the configured
+/// one (`AuthConfig::role_claim`).
+pub fn serve(sandbox: bool, role_claim: &str) {
+    routes::serve_pages(dist::configured(sandbox, role_claim));
 }
 
 #[cfg(test)]

@@ -98,6 +98,12 @@ pub fn s3_timeout_config() -> TimeoutConfig {
 
 /// The adapters behind every port.
 pub fn open(sdk: &aws_config::SdkConfig, resources: &AwsResources) -> Adapters {
+    open_on_table(sdk, resources, table(sdk, resources))
+}
+
+/// As [`open`], the store being `table`, which the caller keeps too (the
+/// live-event functions' connections): one DynamoDB client for both.
+pub fn open_on_table(sdk: &aws_config::SdkConfig, resources: &AwsResources, table: DynamoStore) -> Adapters {
     let recordings = resources.recordings_bucket.as_ref().map(|bucket| {
         // Emulators behind AWS_ENDPOINT_URL serve buckets by path.
         let s3 = aws_sdk_s3::config::Builder::from(sdk)
@@ -111,7 +117,7 @@ pub fn open(sdk: &aws_config::SdkConfig, resources: &AwsResources) -> Adapters {
         None => Arc::new(NoQueue),
     };
     Adapters {
-        store: Arc::new(table(sdk, resources)),
+        store: Arc::new(table),
         secrets: Arc::new(KmsSecretBox::new(
             aws_sdk_kms::Client::new(sdk),
             resources.kms_key_id.clone(),

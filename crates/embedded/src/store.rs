@@ -1803,6 +1803,29 @@ mod tests {
         }
     }
 
+    /// A store in `dir` on a [`FlakyDisk`] that fails while `failing` is
+    /// set, with a page cache of `cache_bytes`; it reopens the same way.
+    fn on_flaky_disk(dir: &Path, cache_bytes: usize, failing: &Arc<AtomicBool>) -> EmbeddedStore {
+        let path = dir.join(FILE_NAME);
+        let (file, disk) = (path.clone(), Arc::clone(failing));
+        let opener: Opener = Box::new(move || {
+            let handle = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&file)?;
+            let file = redb::backends::FileBackend::new(handle)?;
+            redb::Builder::new()
+                .set_cache_size(cache_bytes)
+                .create_with_backend(FlakyDisk {
+                    file,
+                    failing: Arc::clone(&disk),
+                })
+        });
+        EmbeddedStore::open_on(path, opener).unwrap()
+    }
+
     fn outbound_call(ws: &WorkspaceId) -> CallSession {
         CallSession::new(
             ws.clone(),
@@ -1820,23 +1843,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_disk_is_survived_without_a_restart() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
         let failing = Arc::new(AtomicBool::new(false));
-        let (file, disk) = (path.clone(), Arc::clone(&failing));
-        let opener: Opener = Box::new(move || {
-            let handle = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&file)?;
-            let file = redb::backends::FileBackend::new(handle)?;
-            let failing = Arc::clone(&disk);
-            redb::Builder::new()
-                .set_cache_size(1024 * 1024)
-                .create_with_backend(FlakyDisk { file, failing })
-        });
-        let store = EmbeddedStore::open_on(path, opener).unwrap();
+        let store = on_flaky_disk(dir.path(), 1024 * 1024, &failing);
         let ws = WorkspaceId::parse("acme").unwrap();
         let kept = outbound_call(&ws);
         store.create_call(&kept).await.unwrap();
@@ -1884,23 +1892,8 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn readers_alone_bring_a_failed_database_back() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(FILE_NAME);
         let failing = Arc::new(AtomicBool::new(false));
-        let (file, disk) = (path.clone(), Arc::clone(&failing));
-        let opener: Opener = Box::new(move || {
-            let handle = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(&file)?;
-            let file = redb::backends::FileBackend::new(handle)?;
-            redb::Builder::new().set_cache_size(0).create_with_backend(FlakyDisk {
-                file,
-                failing: Arc::clone(&disk),
-            })
-        });
-        let store = EmbeddedStore::open_on(path, opener).unwrap();
+        let store = on_flaky_disk(dir.path(), 0, &failing);
         let ws = WorkspaceId::parse("acme").unwrap();
         let kept = outbound_call(&ws);
         store.create_call(&kept).await.unwrap();

@@ -51,9 +51,11 @@ async fn start(function: &str) -> Result<App, StartupError> {
     Ok(start_with_sdk(function).await?.0)
 }
 
-/// The context, the SDK's configuration it was built from, and where its
-/// table is.
-async fn start_with_sdk(function: &str) -> Result<(App, aws_config::SdkConfig, AwsResources), StartupError> {
+/// The context, the SDK's configuration it was built from, and its table
+/// (the same client as the context's store).
+async fn start_with_sdk(
+    function: &str,
+) -> Result<(App, aws_config::SdkConfig, switchboard_aws::DynamoStore), StartupError> {
     let started = async {
         let config = Config::from_env()?;
         let Backend::Aws {
@@ -74,8 +76,9 @@ async fn start_with_sdk(function: &str) -> Result<(App, aws_config::SdkConfig, A
             recording_queue_url,
         };
         let sdk = switchboard_aws::sdk_config().await;
-        let app = App::new(config, switchboard_aws::open(&sdk, &resources))?;
-        Ok((app, sdk, resources))
+        let table = switchboard_aws::table(&sdk, &resources);
+        let app = App::new(config, switchboard_aws::open_on_table(&sdk, &resources, table.clone()))?;
+        Ok((app, sdk, table))
     }
     .await;
     started.inspect_err(|error| tracing::error!(error = %error_chain(error), function, "cannot start"))

@@ -25,7 +25,7 @@ pub struct Live {
 }
 
 async fn start(function: &str, posts: bool) -> Result<Live, StartupError> {
-    let (app, sdk, resources) = start_with_sdk(function).await?;
+    let (app, sdk, connections) = start_with_sdk(function).await?;
     let sockets = match (&app.config.events_endpoint, posts) {
         (Some(endpoint), true) => Some(ApiGatewaySockets::new(&sdk, endpoint.as_str())),
         (None, true) => {
@@ -37,7 +37,7 @@ async fn start(function: &str, posts: bool) -> Result<Live, StartupError> {
         (_, false) => None,
     };
     Ok(Live {
-        connections: switchboard_aws::table(&sdk, &resources),
+        connections,
         app,
         sockets,
     })
@@ -155,45 +155,32 @@ pub async fn fan_out(live: &Live, event: StreamEvent) {
 pub async fn run_socket_route(function: &'static str) -> Result<(), Error> {
     telemetry::init();
     let route = match function {
-        "events-connect" => connect_boxed as Route,
-        "events-disconnect" => disconnect_boxed,
-        "events-default" => message_boxed,
+        "events-connect" => Route::Connect,
+        "events-disconnect" => Route::Disconnect,
+        "events-default" => Route::Message,
         other => return Err(format!("{other} serves no WebSocket route").into()),
     };
-    let live = start(function, function == "events-default").await?;
+    let live = start(function, route == Route::Message).await?;
     let live = &live;
     lambda_runtime::run(service_fn(
         move |event: LambdaEvent<ApiGatewayWebsocketProxyRequest>| async move {
-            Ok::<_, Infallible>(route(live, event.payload).await)
+            let answer = match route {
+                Route::Connect => connect(live, event.payload).await,
+                Route::Disconnect => disconnect(live, event.payload).await,
+                Route::Message => message(live, event.payload).await,
+            };
+            Ok::<_, Infallible>(answer)
         },
     ))
     .await
 }
 
-type Route = for<'a> fn(
-    &'a Live,
-    ApiGatewayWebsocketProxyRequest,
-) -> std::pin::Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send + 'a>>;
-
-fn connect_boxed(
-    live: &Live,
-    request: ApiGatewayWebsocketProxyRequest,
-) -> std::pin::Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send + '_>> {
-    Box::pin(connect(live, request))
-}
-
-fn disconnect_boxed(
-    live: &Live,
-    request: ApiGatewayWebsocketProxyRequest,
-) -> std::pin::Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send + '_>> {
-    Box::pin(disconnect(live, request))
-}
-
-fn message_boxed(
-    live: &Live,
-    request: ApiGatewayWebsocketProxyRequest,
-) -> std::pin::Pin<Box<dyn Future<Output = ApiGatewayProxyResponse> + Send + '_>> {
-    Box::pin(message(live, request))
+/// The WebSocket API's routes, one function each.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Route {
+    Connect,
+    Disconnect,
+    Message,
 }
 
 /// The whole `main` of `events-fanout`.

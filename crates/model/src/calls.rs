@@ -651,7 +651,7 @@ impl CallSession {
         if self.state != CallState::InProgress {
             return Err(TransferRefused::NotConnected);
         }
-        if self.transfer.as_ref().is_some_and(|t| t.state.is_active()) {
+        if self.active_transfer().is_some() {
             return Err(TransferRefused::UnderWay);
         }
         let (agent, number) = match &to {
@@ -735,9 +735,9 @@ impl CallSession {
         self.participants.get(self.agent_label.as_deref()?)
     }
 
-    /// Whether `label` is the agent handing the call over in the active
-    /// transfer, and has left it.
-    pub fn transferring_agent_left(&self) -> bool {
+    /// Whether the agent handing the call over in the active transfer has
+    /// left it.
+    fn transferring_agent_left(&self) -> bool {
         self.active_transfer()
             .and_then(|t| self.participants.get(t.from_label.as_deref()?))
             .is_some_and(|p| p.state.is_over())

@@ -5,7 +5,6 @@
 use crate::calls::CallSession;
 use crate::ids::WorkspaceId;
 use crate::messages::Message;
-use crate::time::Timestamp;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
@@ -19,13 +18,6 @@ impl Change {
         match self {
             Self::Call(call) => &call.workspace,
             Self::Message(message) => &message.workspace,
-        }
-    }
-
-    pub fn updated_at(&self) -> Timestamp {
-        match self {
-            Self::Call(call) => call.updated_at,
-            Self::Message(message) => message.updated_at,
         }
     }
 }
