@@ -144,7 +144,7 @@ impl Sandbox {
 
 /// The sandbox number `k` of account `n` (both from 1): +1 415 555 01nk.
 fn sandbox_number(n: usize, k: usize) -> String {
-    format!("+14155550{}{n}{k}", 1)
+    format!("+141555501{n}{k}")
 }
 
 /// The signed-in agent's device: their workspace's Twilio account and

@@ -14,7 +14,7 @@ use tokio::time::Instant;
 
 use crate::conference::{self, Callback, Outcome};
 use crate::numbers::Script;
-use crate::state::{Recording, first, now, unix_now};
+use crate::state::{Recording, events_or_completed, first, now, unix_now, webhook_method};
 use crate::twilio::{Program, Signal, Twilio, call_params};
 use crate::twiml::{self, Node};
 
@@ -66,12 +66,8 @@ impl Progress {
             url: first(form, "StatusCallback")
                 .filter(|u| !u.is_empty())
                 .map(str::to_owned),
-            method: method(first(form, "StatusCallbackMethod")),
-            events: if events.is_empty() {
-                vec!["completed".into()]
-            } else {
-                events
-            },
+            method: webhook_method(first(form, "StatusCallbackMethod")),
+            events: events_or_completed(events),
         }
     }
 
@@ -79,16 +75,9 @@ impl Progress {
     pub fn completed_only(url: &str, method_name: &str) -> Self {
         Self {
             url: Some(url.to_owned()).filter(|u| !u.is_empty()),
-            method: method(Some(method_name)),
+            method: webhook_method(Some(method_name)),
             events: vec!["completed".into()],
         }
-    }
-}
-
-fn method(value: Option<&str>) -> String {
-    match value {
-        Some(m) if m.eq_ignore_ascii_case("GET") => "GET".into(),
-        _ => "POST".into(),
     }
 }
 
@@ -145,14 +134,7 @@ pub(crate) fn placed(twilio: &Arc<Twilio>, sid: &str) {
         let Some(call) = state.call(sid) else { return };
         (call.form.clone(), call.to.clone(), call.account_sid.clone())
     };
-    let then = if let Some(twiml) = first(&form, "Twiml") {
-        Program::Twiml(twiml.to_owned())
-    } else if let Some(url) = first(&form, "Url") {
-        Program::Url {
-            url: url.to_owned(),
-            method: method(first(&form, "Method")),
-        }
-    } else {
+    let then = program_in(&form).unwrap_or_else(|| {
         let app = first(&form, "ApplicationSid").unwrap_or_default();
         let state = twilio.lock();
         match state
@@ -166,7 +148,7 @@ pub(crate) fn placed(twilio: &Arc<Twilio>, sid: &str) {
             },
             None => Program::Twiml("<Response><Hangup/></Response>".into()),
         }
-    };
+    });
     let timeout = first(&form, "Timeout")
         .and_then(|t| t.parse::<u64>().ok())
         .unwrap_or(60)
@@ -486,9 +468,9 @@ impl Leg {
             });
             sid
         };
-        let events = verb.list("recordingStatusCallbackEvent");
+        let events = events_or_completed(verb.list("recordingStatusCallbackEvent"));
         if let Some(url) = verb.attr("recordingStatusCallback")
-            && (events.is_empty() || events.iter().any(|e| e == "completed"))
+            && events.iter().any(|e| e == "completed")
         {
             let params = conference::recording_params(
                 &self.twilio,
@@ -516,11 +498,7 @@ impl Leg {
         let result = vec![
             (
                 "RecordingUrl".to_owned(),
-                format!(
-                    "{}/2010-04-01/Accounts/{}/Recordings/{recording_sid}",
-                    self.twilio.base_url(),
-                    self.account
-                ),
+                self.twilio.recording_url(&self.account, &recording_sid),
             ),
             ("RecordingSid".to_owned(), recording_sid),
             ("RecordingDuration".to_owned(), duration.to_string()),
@@ -657,15 +635,10 @@ impl Leg {
                 state.calls.push(call);
                 sid
             };
-            let events = noun.list("statusCallbackEvent");
             let progress = Progress {
                 url: noun.attr("statusCallback").map(str::to_owned),
                 method: noun.method("statusCallbackMethod"),
-                events: if events.is_empty() {
-                    vec!["completed".into()]
-                } else {
-                    events
-                },
+                events: events_or_completed(noun.list("statusCallbackEvent")),
             };
             spawn(
                 &self.twilio,
@@ -900,13 +873,19 @@ fn unanswered(status: &str) -> String {
 
 /// Applies a REST redirect (`Url`/`Twiml`) to a leg in flight.
 pub(crate) fn redirected(twilio: &Twilio, sid: &str, form: &[(String, String)]) {
-    let program = match (first(form, "Twiml"), first(form, "Url")) {
-        (Some(twiml), _) => Program::Twiml(twiml.to_owned()),
-        (None, Some(url)) => Program::Url {
+    if let Some(program) = program_in(form) {
+        twilio.signal(sid, Signal::Redirect(program));
+    }
+}
+
+/// The TwiML a Calls API form names: `Twiml` first, else `Url` (with `Method`).
+fn program_in(form: &[(String, String)]) -> Option<Program> {
+    match (first(form, "Twiml"), first(form, "Url")) {
+        (Some(twiml), _) => Some(Program::Twiml(twiml.to_owned())),
+        (None, Some(url)) => Some(Program::Url {
             url: url.to_owned(),
-            method: method(first(form, "Method")),
-        },
-        (None, None) => return,
-    };
-    twilio.signal(sid, Signal::Redirect(program));
+            method: webhook_method(first(form, "Method")),
+        }),
+        (None, None) => None,
+    }
 }

@@ -10,7 +10,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::state::{Conference, ConferenceHooks, Participant, Recording, State, now, unix_now};
+use crate::state::{
+    Conference, ConferenceHooks, Participant, Recording, State, events_or_completed, lock, now, unix_now,
+};
 use crate::twilio::{RecordingClock, Signal, Twilio};
 use crate::twiml::Node;
 
@@ -80,25 +82,11 @@ pub(crate) fn join(twilio: &Twilio, call_sid: &str, noun: &Node) -> (String, Out
                 record_from_start: noun.attr("record") == Some("record-from-start"),
                 recording_status_callback: noun.attr("recordingStatusCallback").map(str::to_owned),
                 recording_status_callback_method: noun.method("recordingStatusCallbackMethod"),
-                recording_events: match noun.list("recordingStatusCallbackEvent") {
-                    events if events.is_empty() => vec!["completed".into()],
-                    events => events,
-                },
+                recording_events: events_or_completed(noun.list("recordingStatusCallbackEvent")),
             };
-            state.conferences.push(Conference {
-                sid,
-                account_sid: account.clone(),
-                friendly_name: name,
-                status: "init".into(),
-                participants: Vec::new(),
-                updates: Vec::new(),
-                recording: None,
-                recording_sid: None,
-                date_created: now(),
-                date_updated: now(),
-                hooks,
-                sequence: 0,
-            });
+            state
+                .conferences
+                .push(Conference::new(sid, &account, &name, "init", hooks));
             state.conferences.len() - 1
         }
     };
@@ -161,19 +149,15 @@ fn start_recording(twilio: &Twilio, state: &mut State, index: usize) {
         date_updated: now(),
     };
     state.recordings.push(recording);
-    twilio
-        .recording_clocks
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .insert(
-            sid,
-            RecordingClock {
-                started: Instant::now(),
-                paused_at: None,
-                skipped: Duration::ZERO,
-                skip_pauses: false,
-            },
-        );
+    lock(&twilio.recording_clocks).insert(
+        sid,
+        RecordingClock {
+            started: Instant::now(),
+            paused_at: None,
+            skipped: Duration::ZERO,
+            skip_pauses: false,
+        },
+    );
 }
 
 /// A conference recording paused or resumed over REST.
@@ -188,10 +172,7 @@ pub(crate) fn recording_changed(twilio: &Twilio, conference: &str, status: &str,
         return;
     };
     {
-        let mut clocks = twilio
-            .recording_clocks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut clocks = lock(&twilio.recording_clocks);
         let Some(clock) = clocks.get_mut(&sid) else { return };
         match (status, clock.paused_at) {
             ("paused", None) => {
@@ -301,11 +282,7 @@ fn end(twilio: &Twilio, state: &mut State, index: usize, ending: Option<&str>, r
 
     if let Some(recording_sid) = conference.recording_sid.clone() {
         conference.recording = Some("completed".into());
-        let clock = twilio
-            .recording_clocks
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&recording_sid);
+        let clock = lock(&twilio.recording_clocks).remove(&recording_sid);
         let duration = clock.map_or(0, |clock| {
             let mut audio = clock.started.elapsed().saturating_sub(clock.skipped);
             if let (Some(paused), true) = (clock.paused_at, clock.skip_pauses) {
@@ -355,21 +332,15 @@ pub(crate) fn participant_updated(
         return Outcome::default();
     };
     let mut outcome = Outcome::default();
-    if before.hold != after.hold {
-        let name = if after.hold {
-            "participant-hold"
-        } else {
-            "participant-unhold"
-        };
-        outcome.now.extend(event(conference, name, Some(after), &[]));
-    }
-    if before.muted != after.muted {
-        let name = if after.muted {
-            "participant-mute"
-        } else {
-            "participant-unmute"
-        };
-        outcome.now.extend(event(conference, name, Some(after), &[]));
+    let toggles = [
+        (before.hold, after.hold, "participant-hold", "participant-unhold"),
+        (before.muted, after.muted, "participant-mute", "participant-unmute"),
+    ];
+    for (was, is, on, off) in toggles {
+        if was != is {
+            let name = if is { on } else { off };
+            outcome.now.extend(event(conference, name, Some(after), &[]));
+        }
     }
     if before.other != after.other {
         outcome
@@ -450,13 +421,7 @@ pub(crate) fn recording_params(
     let mut params = vec![
         ("AccountSid".to_owned(), account.to_owned()),
         ("RecordingSid".to_owned(), recording.to_owned()),
-        (
-            "RecordingUrl".to_owned(),
-            format!(
-                "{}/2010-04-01/Accounts/{account}/Recordings/{recording}",
-                twilio.base_url()
-            ),
-        ),
+        ("RecordingUrl".to_owned(), twilio.recording_url(account, recording)),
         ("RecordingStatus".to_owned(), "completed".to_owned()),
         ("RecordingDuration".to_owned(), duration.to_string()),
         ("RecordingChannels".to_owned(), "1".to_owned()),

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use crate::access_token::{self, TokenError};
 use crate::calls::{self, Party, Progress, Start};
-use crate::messages::{PeopleError, check_number};
-use crate::state::{Call, unix_now};
+use crate::messages::{PeopleError, check_number, number_called};
+use crate::state::{Call, first, unix_now};
 use crate::twilio::{Program, Signal, Twilio, without_query};
 
 /// Whose device: an identity of an account.
@@ -160,12 +160,8 @@ pub(crate) fn connect(
             .ok_or(DeviceError::NoVoiceUrl)?;
         let sid = state.new_sid("CA");
         let from = format!("client:{}", grant.identity);
-        let to = params
-            .iter()
-            .find(|(k, _)| k == "To")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        let mut call = Call::new(sid.clone(), &grant.account_sid, &from, &to, "ringing", "inbound");
+        let to = first(params, "To").unwrap_or_default();
+        let mut call = Call::new(sid.clone(), &grant.account_sid, &from, to, "ringing", "inbound");
         call.parameters = params.to_vec();
         state.calls.push(call);
         let progress = Progress::completed_only(
@@ -280,10 +276,7 @@ pub(crate) fn place_call(
     check_number(from)?;
     let (sid, program, progress) = {
         let mut state = twilio.lock();
-        let number = state
-            .number(to)
-            .cloned()
-            .ok_or_else(|| PeopleError::UnknownNumber(to.chars().take(40).collect()))?;
+        let number = number_called(&state, to)?;
         let program = match &number.voice_application_sid {
             Some(app) => match state.applications.iter().find(|a| &a.sid == app) {
                 Some(app) => Program::Url {

@@ -235,20 +235,13 @@ impl Sim {
     pub fn add_conference(&self, friendly_name: &str) -> String {
         let mut state = self.twilio.lock();
         let sid = state.new_sid("CF");
-        let conference = Conference {
-            sid: sid.clone(),
-            account_sid: state.primary.clone(),
-            friendly_name: friendly_name.to_owned(),
-            status: "in-progress".into(),
-            participants: Vec::new(),
-            updates: Vec::new(),
-            recording: None,
-            recording_sid: None,
-            date_created: now(),
-            date_updated: now(),
-            hooks: Default::default(),
-            sequence: 0,
-        };
+        let conference = Conference::new(
+            sid.clone(),
+            &state.primary,
+            friendly_name,
+            "in-progress",
+            Default::default(),
+        );
         state.conferences.push(conference);
         sid
     }

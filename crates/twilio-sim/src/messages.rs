@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::numbers::Script;
-use crate::state::{Message, now};
+use crate::state::{IncomingNumber, Message, State, now};
 use crate::twilio::Twilio;
 use crate::twiml;
 
@@ -30,6 +30,14 @@ pub(crate) fn check_number(number: &str) -> Result<(), PeopleError> {
     } else {
         Err(PeopleError::InvalidNumber(number.chars().take(40).collect()))
     }
+}
+
+/// The number of one of the accounts a simulated person calls or texts.
+pub(crate) fn number_called(state: &State, to: &str) -> Result<IncomingNumber, PeopleError> {
+    state
+        .number(to)
+        .cloned()
+        .ok_or_else(|| PeopleError::UnknownNumber(to.chars().take(40).collect()))
 }
 
 /// Delivers a text created over REST, reporting each step.
@@ -105,25 +113,16 @@ pub(crate) async fn receive(twilio: &Arc<Twilio>, from: &str, to: &str, body: &s
     }
     let (message, sms_url, sms_method) = {
         let mut state = twilio.lock();
-        let number = state
-            .number(to)
-            .cloned()
-            .ok_or_else(|| PeopleError::UnknownNumber(to.chars().take(40).collect()))?;
-        let message = Message {
-            sid: state.new_sid("SM"),
-            account_sid: number.account_sid.clone(),
-            to: to.to_owned(),
-            from: from.to_owned(),
-            body: body.to_owned(),
-            media_urls: Vec::new(),
-            status: "received".into(),
-            status_callback: None,
-            form: Vec::new(),
-            date_created: now(),
-            date_updated: now(),
-            direction: "inbound".into(),
-            error_code: None,
-        };
+        let number = number_called(&state, to)?;
+        let message = Message::new(
+            state.new_sid("SM"),
+            &number.account_sid,
+            from,
+            to,
+            body,
+            "received",
+            "inbound",
+        );
         state.messages.push(message.clone());
         (message, number.sms_url, number.sms_method)
     };
@@ -170,21 +169,15 @@ pub(crate) async fn receive(twilio: &Arc<Twilio>, from: &str, to: &str, body: &s
     if let Some(text) = reply_text.filter(|t| !t.is_empty()) {
         let reply = {
             let mut state = twilio.lock();
-            let reply = Message {
-                sid: state.new_sid("SM"),
-                account_sid: message.account_sid.clone(),
-                to: message.from.clone(),
-                from: message.to.clone(),
-                body: text,
-                media_urls: Vec::new(),
-                status: "queued".into(),
-                status_callback: None,
-                form: Vec::new(),
-                date_created: now(),
-                date_updated: now(),
-                direction: "outbound-reply".into(),
-                error_code: None,
-            };
+            let reply = Message::new(
+                state.new_sid("SM"),
+                &message.account_sid,
+                &message.to,
+                &message.from,
+                &text,
+                "queued",
+                "outbound-reply",
+            );
             state.messages.push(reply.clone());
             reply
         };

@@ -217,25 +217,21 @@ pub(crate) fn handle(state: &mut State, request: &Incoming) -> (Reply, Vec<Effec
 }
 
 fn answer(state: &mut State, request: &Incoming, effects: &mut Vec<Effect>) -> Reply {
-    let Some(principal) = state.authenticate(request.credentials.as_ref()) else {
-        // Recording media is public unless the account says otherwise
-        // (Twilio's default); anything else needs credentials.
-        if request.credentials.is_none()
-            && request.method == "GET"
-            && let Some((account, sid, content_type)) = media_route(&request.path)
-        {
-            return recording_media(state, account, sid, content_type, &request.path);
-        }
-        return unauthorized();
-    };
+    let principal = state.authenticate(request.credentials.as_ref());
     if request.method == "GET"
         && let Some((account, sid, content_type)) = media_route(&request.path)
     {
-        if account != principal.account {
-            return not_found(&request.path);
-        }
-        return recording_media(state, account, sid, content_type, &request.path);
+        // Recording media is public unless the account says otherwise
+        // (Twilio's default); wrong credentials are refused all the same.
+        return match &principal {
+            None if request.credentials.is_some() => unauthorized(),
+            Some(principal) if principal.account != account => not_found(&request.path),
+            _ => recording_media(state, account, sid, content_type, &request.path),
+        };
     }
+    let Some(principal) = principal else {
+        return unauthorized();
+    };
     let Some(Route { account, rest }) = route(&request.path) else {
         return not_found(&request.path);
     };
@@ -572,21 +568,10 @@ fn create_message(state: &mut State, account: &str, request: &Incoming, effects:
         );
     }
     let prefix = if media_urls.is_empty() { "SM" } else { "MM" };
-    let message = Message {
-        sid: state.new_sid(prefix),
-        account_sid: account.to_owned(),
-        to: to.to_owned(),
-        from: from.to_owned(),
-        body: body.to_owned(),
-        media_urls,
-        status: "queued".into(),
-        status_callback: request.param("StatusCallback").map(str::to_owned),
-        form: request.form.clone(),
-        date_created: now(),
-        date_updated: now(),
-        direction: "outbound-api".into(),
-        error_code: None,
-    };
+    let mut message = Message::new(state.new_sid(prefix), account, from, to, body, "queued", "outbound-api");
+    message.media_urls = media_urls;
+    message.status_callback = request.param("StatusCallback").map(str::to_owned);
+    message.form = request.form.clone();
     let body = message.json();
     effects.push(Effect::MessageCreated(message.sid.clone()));
     state.messages.push(message);
@@ -972,6 +957,42 @@ mod tests {
         );
         assert_eq!(media_route("/2010-04-01/Accounts/AC1/Recordings/RE1.json"), None);
         assert_eq!(media_route("/2010-04-01/Accounts/AC1/Recordings/a/b.mp3"), None);
+    }
+
+    /// Recording media is public, but wrong credentials or another
+    /// account's are refused as for any other resource.
+    #[test]
+    fn recording_media_needs_no_credentials_but_refuses_wrong_ones() {
+        let mut state = State::new("AC1", "token1", "");
+        state.accounts.push(crate::state::AccountCredentials {
+            sid: "AC2".into(),
+            auth_token: "token2".into(),
+        });
+        state.recordings.push(crate::state::Recording {
+            sid: "RE1".into(),
+            account_sid: "AC1".into(),
+            call_sid: None,
+            conference_sid: None,
+            source: "RecordVerb".into(),
+            status: "completed".into(),
+            duration: 1,
+            date_created: now(),
+            date_updated: now(),
+        });
+        let status = |state: &mut State, credentials: Option<(&str, &str)>| {
+            let request = Incoming {
+                method: "GET".into(),
+                path: "/2010-04-01/Accounts/AC1/Recordings/RE1.mp3".into(),
+                query: Vec::new(),
+                form: Vec::new(),
+                credentials: credentials.map(|(u, p)| (u.to_owned(), p.to_owned())),
+            };
+            handle(state, &request).0.status
+        };
+        assert_eq!(status(&mut state, None), 200);
+        assert_eq!(status(&mut state, Some(("AC1", "token1"))), 200);
+        assert_eq!(status(&mut state, Some(("AC1", "wrong"))), 401);
+        assert_eq!(status(&mut state, Some(("AC2", "token2"))), 404);
     }
 
     #[test]

@@ -75,18 +75,21 @@ fn error(status: StatusCode, code: &str, message: impl std::fmt::Display) -> Res
     )
 }
 
-/// The JSON body, or why not (a 400's message).
-fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, String> {
-    serde_json::from_slice(body).map_err(|e| format!("the body: {e}"))
+/// The JSON body, or a 400 saying why not.
+fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, Refusal> {
+    serde_json::from_slice(body).map_err(|e| Refusal {
+        status: 400,
+        code: "bad_request".into(),
+        message: format!("the body: {e}"),
+    })
 }
 
-fn bad_request(message: String) -> Response {
-    error(StatusCode::BAD_REQUEST, "bad_request", message)
-}
-
-fn refused(refusal: Refusal) -> Response {
-    let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::UNAUTHORIZED);
-    error(status, &refusal.code, refusal.message)
+/// So that `?` answers a refusal as its JSON error.
+impl From<Refusal> for Response {
+    fn from(refusal: Refusal) -> Self {
+        let status = StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::UNAUTHORIZED);
+        error(status, &refusal.code, refusal.message)
+    }
 }
 
 fn people_error(e: PeopleError) -> Response {
@@ -142,23 +145,20 @@ async fn accounts(State(sandbox): State<Sandbox>) -> Response {
 struct PlaceCall {
     from: String,
     to: String,
-    #[serde(default)]
     hang_up_after_seconds: Option<u64>,
 }
 
-async fn place_call(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    let body: PlaceCall = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn place_call(State(sandbox): State<Sandbox>, body: Bytes) -> Result<Response, Response> {
+    let body: PlaceCall = parse(&body)?;
     let hang_up_after = body.hang_up_after_seconds.map(Duration::from_secs);
-    match sandbox.sim.place_call(&body.from, &body.to, hang_up_after) {
-        Ok(sid) => reply(
-            StatusCode::CREATED,
-            &json!({"callSid": sid, "from": body.from, "to": body.to, "status": "ringing"}),
-        ),
-        Err(e) => people_error(e),
-    }
+    let sid = sandbox
+        .sim
+        .place_call(&body.from, &body.to, hang_up_after)
+        .map_err(people_error)?;
+    Ok(reply(
+        StatusCode::CREATED,
+        &json!({"callSid": sid, "from": body.from, "to": body.to, "status": "ringing"}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -169,22 +169,21 @@ struct SendText {
     body: String,
 }
 
-async fn send_text(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    let body: SendText = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
-    match sandbox.sim.send_text(&body.from, &body.to, &body.body).await {
-        Ok(received) => reply(
-            StatusCode::CREATED,
-            &json!({
-                "messageSid": received.message_sid,
-                "webhookStatus": received.webhook_status,
-                "reply": received.reply.map(|r| json!({"messageSid": r.sid, "body": r.body})),
-            }),
-        ),
-        Err(e) => people_error(e),
-    }
+async fn send_text(State(sandbox): State<Sandbox>, body: Bytes) -> Result<Response, Response> {
+    let body: SendText = parse(&body)?;
+    let received = sandbox
+        .sim
+        .send_text(&body.from, &body.to, &body.body)
+        .await
+        .map_err(people_error)?;
+    Ok(reply(
+        StatusCode::CREATED,
+        &json!({
+            "messageSid": received.message_sid,
+            "webhookStatus": received.webhook_status,
+            "reply": received.reply.map(|r| json!({"messageSid": r.sid, "body": r.body})),
+        }),
+    ))
 }
 
 fn faults_json(sim: &Sim) -> Value {
@@ -204,32 +203,25 @@ async fn faults(State(sandbox): State<Sandbox>) -> Response {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Faults {
-    #[serde(default)]
     credentials: Option<String>,
-    #[serde(default)]
     reachable: Option<bool>,
-    #[serde(default)]
     fail_calls: Option<bool>,
-    #[serde(default)]
     bad_signatures: Option<bool>,
 }
 
-async fn set_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    let body: Faults = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn set_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Result<Response, Response> {
+    let body: Faults = parse(&body)?;
     let mut switches: Switches = sandbox.sim.switches();
     match body.credentials.as_deref() {
         None => {}
         Some("refused") => switches.credentials_refused = true,
         Some("ok") => switches.credentials_refused = false,
         Some(other) => {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 "bad_request",
                 format!("credentials is \"refused\" or \"ok\", not {other:?}"),
-            );
+            ));
         }
     }
     if let Some(fail) = body.fail_calls {
@@ -242,7 +234,7 @@ async fn set_faults(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
     if let Some(reachable) = body.reachable {
         sandbox.sim.set_unreachable(!reachable);
     }
-    reply(StatusCode::OK, &faults_json(&sandbox.sim))
+    Ok(reply(StatusCode::OK, &faults_json(&sandbox.sim)))
 }
 
 fn timers_json(timing: &Timing) -> Value {
@@ -260,25 +252,23 @@ async fn timers(State(sandbox): State<Sandbox>) -> Response {
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct Timers {
-    #[serde(default)]
     scale: Option<f64>,
-    #[serde(default)]
     ring_seconds: Option<f64>,
-    #[serde(default)]
     voicemail_seconds: Option<f64>,
 }
 
-async fn set_timers(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
-    let body: Timers = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn set_timers(State(sandbox): State<Sandbox>, body: Bytes) -> Result<Response, Response> {
+    let body: Timers = parse(&body)?;
     let seconds =
         |value: f64| (value.is_finite() && (0.0..=3600.0).contains(&value)).then(|| Duration::from_secs_f64(value));
     let mut timing = sandbox.sim.timing();
     if let Some(scale) = body.scale {
         if !(scale.is_finite() && (0.001..=10.0).contains(&scale)) {
-            return error(StatusCode::BAD_REQUEST, "bad_request", "scale is from 0.001 to 10");
+            return Err(error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "scale is from 0.001 to 10",
+            ));
         }
         timing.scale = scale;
     }
@@ -290,17 +280,17 @@ async fn set_timers(State(sandbox): State<Sandbox>, body: Bytes) -> Response {
             match seconds(value) {
                 Some(duration) => *field = duration,
                 None => {
-                    return error(
+                    return Err(error(
                         StatusCode::BAD_REQUEST,
                         "bad_request",
                         format!("{name} is from 0 to 3600"),
-                    );
+                    ));
                 }
             }
         }
     }
     sandbox.sim.set_timing(timing);
-    reply(StatusCode::OK, &timers_json(&timing))
+    Ok(reply(StatusCode::OK, &timers_json(&timing)))
 }
 
 async fn webhooks(State(sandbox): State<Sandbox>, Query(query): Query<BTreeMap<String, String>>) -> Response {
@@ -329,40 +319,34 @@ struct Connect {
     params: BTreeMap<String, String>,
 }
 
-async fn connect(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Response {
-    let owner = match owner(&sandbox, &headers).await {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(refusal),
-    };
-    let body: Connect = match parse(&body) {
-        Ok(body) => body,
-        Err(message) => return bad_request(message),
-    };
+async fn connect(State(sandbox): State<Sandbox>, headers: HeaderMap, body: Bytes) -> Result<Response, Response> {
+    let owner = owner(&sandbox, &headers).await?;
+    let body: Connect = parse(&body)?;
     let params: Vec<(String, String)> = body.params.into_iter().collect();
-    match sandbox.sim.device_connect(Some(&owner), &body.token, &params) {
-        Ok(call) => reply(StatusCode::CREATED, &json!(call)),
-        Err(e) => device_error(e),
-    }
+    let call = sandbox
+        .sim
+        .device_connect(Some(&owner), &body.token, &params)
+        .map_err(device_error)?;
+    Ok(reply(StatusCode::CREATED, &json!(call)))
 }
 
-async fn incoming(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Response {
-    let owner = match owner(&sandbox, &headers).await {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(refusal),
-    };
+async fn incoming(State(sandbox): State<Sandbox>, headers: HeaderMap) -> Result<Response, Response> {
+    let owner = owner(&sandbox, &headers).await?;
     let calls = sandbox.sim.device_incoming(&owner);
-    reply(StatusCode::OK, &json!({"identity": owner.identity, "calls": calls}))
+    Ok(reply(
+        StatusCode::OK,
+        &json!({"identity": owner.identity, "calls": calls}),
+    ))
 }
 
-async fn device_call(State(sandbox): State<Sandbox>, headers: HeaderMap, Path(call_sid): Path<String>) -> Response {
-    let owner = match owner(&sandbox, &headers).await {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(refusal),
-    };
-    match sandbox.sim.device_call(&owner, &call_sid) {
-        Ok(call) => reply(StatusCode::OK, &json!(call)),
-        Err(e) => device_error(e),
-    }
+async fn device_call(
+    State(sandbox): State<Sandbox>,
+    headers: HeaderMap,
+    Path(call_sid): Path<String>,
+) -> Result<Response, Response> {
+    let owner = owner(&sandbox, &headers).await?;
+    let call = sandbox.sim.device_call(&owner, &call_sid).map_err(device_error)?;
+    Ok(reply(StatusCode::OK, &json!(call)))
 }
 
 #[derive(Deserialize)]
@@ -376,34 +360,30 @@ async fn device_act(
     headers: HeaderMap,
     Path((call_sid, action)): Path<(String, String)>,
     body: Bytes,
-) -> Response {
-    let owner = match owner(&sandbox, &headers).await {
-        Ok(owner) => owner,
-        Err(refusal) => return refused(refusal),
-    };
+) -> Result<Response, Response> {
+    let owner = owner(&sandbox, &headers).await?;
     let action = match action.as_str() {
         "accept" => DeviceAction::Accept,
         "reject" => DeviceAction::Reject,
         "hangup" => DeviceAction::HangUp,
-        "digits" => match parse::<Digits>(&body) {
-            Ok(body) => DeviceAction::Digits(body.digits),
-            Err(message) => return bad_request(message),
-        },
+        "digits" => DeviceAction::Digits(parse::<Digits>(&body)?.digits),
         other => {
-            return error(
+            return Err(error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!(
                     "no device action {:?} (accept, reject, hangup, digits)",
                     other.chars().take(32).collect::<String>()
                 ),
-            );
+            ));
         }
     };
-    match sandbox.sim.device_act(&owner, &call_sid, action).await {
-        Ok(call) => reply(StatusCode::OK, &json!(call)),
-        Err(e) => device_error(e),
-    }
+    let call = sandbox
+        .sim
+        .device_act(&owner, &call_sid, action)
+        .await
+        .map_err(device_error)?;
+    Ok(reply(StatusCode::OK, &json!(call)))
 }
 
 #[cfg(test)]

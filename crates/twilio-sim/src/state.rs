@@ -381,6 +381,60 @@ impl Call {
     }
 }
 
+impl Message {
+    /// A text with no media, callback or form (those of a REST create are set after).
+    pub(crate) fn new(
+        sid: String,
+        account_sid: &str,
+        from: &str,
+        to: &str,
+        body: &str,
+        status: &str,
+        direction: &str,
+    ) -> Self {
+        Self {
+            sid,
+            account_sid: account_sid.to_owned(),
+            to: to.to_owned(),
+            from: from.to_owned(),
+            body: body.to_owned(),
+            media_urls: Vec::new(),
+            status: status.to_owned(),
+            status_callback: None,
+            form: Vec::new(),
+            date_created: now(),
+            date_updated: now(),
+            direction: direction.to_owned(),
+            error_code: None,
+        }
+    }
+}
+
+impl Conference {
+    pub(crate) fn new(
+        sid: String,
+        account_sid: &str,
+        friendly_name: &str,
+        status: &str,
+        hooks: ConferenceHooks,
+    ) -> Self {
+        Self {
+            sid,
+            account_sid: account_sid.to_owned(),
+            friendly_name: friendly_name.to_owned(),
+            status: status.to_owned(),
+            participants: Vec::new(),
+            updates: Vec::new(),
+            recording: None,
+            recording_sid: None,
+            date_created: now(),
+            date_updated: now(),
+            hooks,
+            sequence: 0,
+        }
+    }
+}
+
 impl Participant {
     pub(crate) fn new(call_sid: &str) -> Self {
         Self {
@@ -831,8 +885,10 @@ impl State {
     }
 }
 
-pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
-    state.lock().unwrap_or_else(PoisonError::into_inner)
+/// Locks `mutex`, poisoned or not: every change under the sim's locks is
+/// a short, complete assignment, so a panic elsewhere leaves no half-state.
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub(crate) fn find<'a, T: Resource>(items: &'a [T], account: &str, sid: &str) -> Option<&'a T> {
@@ -887,6 +943,24 @@ pub(crate) fn parse_bool(value: &str) -> Option<bool> {
         Some(false)
     } else {
         None
+    }
+}
+
+/// The status callback events asked for; `completed` alone when none is
+/// (Twilio's default).
+pub(crate) fn events_or_completed(events: Vec<String>) -> Vec<String> {
+    if events.is_empty() {
+        vec!["completed".into()]
+    } else {
+        events
+    }
+}
+
+/// A webhook's HTTP method as Twilio reads one: `GET`, else `POST`.
+pub(crate) fn webhook_method(value: Option<&str>) -> String {
+    match value {
+        Some(m) if m.eq_ignore_ascii_case("GET") => "GET".into(),
+        _ => "POST".into(),
     }
 }
 

@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
 use crate::signature;
-use crate::state::{SentWebhook, State, lock};
+use crate::state::{ACCOUNTS, SentWebhook, State, lock};
 
 /// How fast simulated time runs, and how long simulated people take.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -135,19 +135,19 @@ impl Twilio {
     }
 
     pub fn timing(&self) -> Timing {
-        *self.timing.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.timing)
     }
 
     pub fn set_timing(&self, timing: Timing) {
-        *self.timing.lock().unwrap_or_else(PoisonError::into_inner) = timing;
+        *lock(&self.timing) = timing;
     }
 
     pub fn switches(&self) -> Switches {
-        *self.switches.lock().unwrap_or_else(PoisonError::into_inner)
+        *lock(&self.switches)
     }
 
     pub fn set_switches(&self, switches: Switches) {
-        *self.switches.lock().unwrap_or_else(PoisonError::into_inner) = switches;
+        *lock(&self.switches) = switches;
     }
 
     pub fn set_unreachable(&self, unreachable: bool) {
@@ -188,23 +188,25 @@ impl Twilio {
         self.base_url.get().cloned().unwrap_or_default()
     }
 
+    /// Where a recording's audio is served (`RecordingUrl`).
+    pub fn recording_url(&self, account: &str, recording: &str) -> String {
+        format!("{}{ACCOUNTS}{account}/Recordings/{recording}", self.base_url())
+    }
+
     /// A leg in flight: the receiver of its signals.
     pub fn register(&self, sid: &str) -> mpsc::UnboundedReceiver<Signal> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.legs
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(sid.to_owned(), tx);
+        lock(&self.legs).insert(sid.to_owned(), tx);
         rx
     }
 
     pub fn unregister(&self, sid: &str) {
-        self.legs.lock().unwrap_or_else(PoisonError::into_inner).remove(sid);
+        lock(&self.legs).remove(sid);
     }
 
     /// Tells a leg in flight; false if it is not (any more).
     pub fn signal(&self, sid: &str, signal: Signal) -> bool {
-        let legs = self.legs.lock().unwrap_or_else(PoisonError::into_inner);
+        let legs = lock(&self.legs);
         legs.get(sid).is_some_and(|tx| tx.send(signal).is_ok())
     }
 

@@ -3,6 +3,8 @@
 
 use quick_xml::events::Event;
 
+use crate::state::{parse_bool, webhook_method};
+
 /// One element: its name, attributes, text and children.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct Node {
@@ -19,11 +21,7 @@ impl Node {
 
     /// A boolean attribute: `true`/`false` (any case), else the default.
     pub fn flag(&self, name: &str, default: bool) -> bool {
-        match self.attr(name) {
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            _ => default,
-        }
+        self.attr(name).and_then(parse_bool).unwrap_or(default)
     }
 
     /// A whole number attribute, else the default.
@@ -33,10 +31,7 @@ impl Node {
 
     /// An HTTP method attribute: `GET` or `POST` (the default).
     pub fn method(&self, name: &str) -> String {
-        match self.attr(name) {
-            Some(m) if m.eq_ignore_ascii_case("GET") => "GET".into(),
-            _ => "POST".into(),
-        }
+        webhook_method(self.attr(name))
     }
 
     /// A space-separated list attribute.
