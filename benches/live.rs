@@ -487,13 +487,7 @@ impl Sending {
         let path = customer_callback_path(&callback.call_id);
         let params = tenant.callback_params(&callback.call_sid, callback.status, callback.sequence);
         let url = format!("{}{path}", self.public_url);
-        let signature = tenant.sign(&url, &params);
-        let request = self
-            .client
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(form(&params));
+        let request = signed_form_post(&self.client, &url, &params, &tenant.auth_token);
         let (record, counters) = (self.record.clone(), self.counters.clone());
         async move {
             let sent = Instant::now();

@@ -78,16 +78,8 @@ cat "$out/node_micro.json"
 # moto serves the cold starts (every function runs on DynamoDB) and the
 # recording copy.
 say "starting moto (DynamoDB, KMS, S3, SQS)"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-moto_port=$(free_port)
-"$py_bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$moto_port" > "$out/moto.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 1 150); do
-  curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" && break
-  sleep 0.2
-done
-curl -s -o /dev/null "http://127.0.0.1:$moto_port/moto-api/" || die "moto did not start (see $out/moto.log)"
-export SWITCHBOARD_TEST_MOTO_URL="http://127.0.0.1:$moto_port"
+start_moto "$py_bin" "$out/moto.log"
+export SWITCHBOARD_TEST_MOTO_URL="$moto_url"
 
 say "cold start and peak RSS per function (loopback Lambda Runtime API emulator, moto)"
 cargo bench --locked --bench cold_start || failed+=("cold start")

@@ -43,16 +43,8 @@ cargo build --release --locked -p switchboard-testkit --bin switchboard-faults
 if [[ ",$parts," == *",aws,"* && -z "${SWITCHBOARD_FAULTS_MOTO_URL:-}" ]]; then
   say "starting moto (DynamoDB, KMS, S3, SQS) for the AWS part"
   source scripts/python-tools.sh
-  py_bin=$(python_tools)
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  "$py_bin/python" scripts/moto-server.py -H 127.0.0.1 -p "$port" > "$out/moto.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 1 150); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/" && break
-    sleep 0.2
-  done
-  curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/" || die "moto did not start (see $out/moto.log)"
-  export SWITCHBOARD_FAULTS_MOTO_URL="http://127.0.0.1:$port"
+  start_moto "$(python_tools)" "$out/moto.log"
+  export SWITCHBOARD_FAULTS_MOTO_URL="$moto_url"
 fi
 
 say "the campaign ($parts)"

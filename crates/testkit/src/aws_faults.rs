@@ -198,6 +198,22 @@ impl AwsFaultProxy {
         format!("http://{}", self.address)
     }
 
+    /// SDK configuration through the proxy, with the SDK limits the
+    /// functions run with (`switchboard_aws::with_limits`) and moto's test
+    /// credentials.
+    pub async fn sdk_config(&self) -> aws_config::SdkConfig {
+        switchboard_aws::with_limits(
+            aws_config::defaults(aws_config::BehaviorVersion::latest())
+                .endpoint_url(self.url())
+                .region(aws_config::Region::new("us-east-1"))
+                .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                    "testing", "testing", None, None, "faults",
+                )),
+        )
+        .load()
+        .await
+    }
+
     /// The next `times` requests to `service` fail with `fault`, before any
     /// random fault.
     pub fn fail_next(&self, service: Service, fault: AwsFault, times: usize) {

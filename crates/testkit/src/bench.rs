@@ -115,6 +115,23 @@ impl Tenant {
     }
 }
 
+/// A form POST of `params` to `url` over the network, signed with
+/// `auth_token` as Twilio signs its webhooks.
+pub fn signed_form_post(
+    client: &reqwest::Client,
+    url: &str,
+    params: &[(&str, String)],
+    auth_token: &str,
+) -> reqwest::RequestBuilder {
+    let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let signature = switchboard::twilio::signature::sign(auth_token.as_bytes(), url, &pairs);
+    client
+        .post(url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("x-twilio-signature", signature)
+        .body(form(&pairs))
+}
+
 // ---------------------------------------------------------------------------
 // The world, through the ports (any adapters)
 
@@ -582,7 +599,10 @@ pub fn proc_status_kb(pid: u32, field: &str) -> Option<u64> {
 
 /// A benchmark's knob: the environment variable `name` if it parses, else `default`.
 pub fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// True when run by `cargo bench` (which passes `--bench`); `cargo test

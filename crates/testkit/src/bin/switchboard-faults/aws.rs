@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
@@ -23,8 +23,8 @@ use switchboard_aws::AwsResources;
 use switchboard_testkit::aws_faults::{AwsFault, AwsFaultProxy, Service};
 
 use crate::Knobs;
-use crate::common::{Api, Row, Server, Tally, free_address, statuses_text};
-use crate::kill::{undocumented_note, wait_stored};
+use crate::common::{Api, Row, Server, Tally, free_address, fresh_dir, run_part, statuses_text};
+use crate::kill::wait_stored;
 use crate::ledger::Ledger;
 use crate::load::{Load, Mix, People, connect_workspace, sandbox_account};
 
@@ -39,31 +39,25 @@ const HANG: Duration = Duration::from_secs(20);
 const TWILIO_LIMIT: Duration = Duration::from_secs(15);
 
 pub async fn run(knobs: &Knobs) -> Row {
-    let started = Instant::now();
-    let mut row = match knobs.moto_url.as_deref() {
-        None => {
-            eprintln!(
-                "\n!!!!!!!!\nfaults: the AWS part DID NOT RUN: no moto (SWITCHBOARD_FAULTS_MOTO_URL)\n!!!!!!!!\n"
-            );
-            Row::not_run(
-                FAULT,
-                "no moto: set SWITCHBOARD_FAULTS_MOTO_URL (scripts/faults.sh starts one)",
-            )
+    run_part(FAULT, async {
+        match knobs.moto_url.as_deref() {
+            None => {
+                eprintln!(
+                    "\n!!!!!!!!\nfaults: the AWS part DID NOT RUN: no moto (SWITCHBOARD_FAULTS_MOTO_URL)\n!!!!!!!!\n"
+                );
+                Ok(Row::not_run(
+                    FAULT,
+                    "no moto: set SWITCHBOARD_FAULTS_MOTO_URL (scripts/faults.sh starts one)",
+                ))
+            }
+            Some(moto) => campaign(knobs, moto).await,
         }
-        Some(moto) => campaign(knobs, moto).await.unwrap_or_else(|error| {
-            let mut row = Row::not_run(FAULT, &error);
-            row.injected = "failed to run".into();
-            row
-        }),
-    };
-    row.seconds = started.elapsed().as_secs_f64();
-    row
+    })
+    .await
 }
 
 async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
-    let dir = knobs.out.join("aws");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = fresh_dir(&knobs.out, "aws")?;
     let log = dir.join("server.log");
 
     // The resources, made on moto directly.
@@ -137,16 +131,7 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
         recordings_bucket: Some(bucket.clone()),
         recording_queue_url: Some(queue_url.clone()),
     };
-    let proxied = switchboard_aws::with_limits(
-        aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(proxy.url())
-            .region(aws_config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                "testing", "testing", None, None, "faults",
-            )),
-    )
-    .load()
-    .await;
+    let proxied = proxy.sdk_config().await;
     let config = switchboard_testkit::config(
         &dir,
         &[
@@ -172,16 +157,6 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
 
     let ledger = Arc::new(Ledger::default());
     let tally = Arc::new(Tally::default());
-    let mix = Mix {
-        outbound: 2,
-        callbacks: 2,
-        texts_out: 1,
-        texts_in: 1,
-        voicemails: 1,
-        signed_voice: 1,
-        signed_sms: 1,
-        control: 0,
-    };
     let people = People::Sandbox { api: api.clone() };
     let load = Arc::new(Load::new(
         api.clone(),
@@ -191,10 +166,7 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
         Arc::clone(&tally),
         &format!("aws{}", knobs.seed),
     ));
-    let running = tokio::spawn({
-        let load = Arc::clone(&load);
-        async move { load.run(mix).await }
-    });
+    let running = load.start(Mix::EVERY_FLOW);
     let phase = Duration::from_secs_f64(knobs.phase_seconds);
     tokio::time::sleep(phase / 2).await;
     let faults = [
@@ -210,8 +182,7 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
     let sample = crate::disk::sim_webhooks(&api).await;
     proxy.heal();
     tokio::time::sleep(phase / 2).await;
-    load.stop.store(true, Ordering::Relaxed);
-    let _ = running.await;
+    load.finish(running).await;
 
     let mut problems = Vec::new();
     let recordings = ledger.recordings();
@@ -236,16 +207,9 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
             pending.iter().take(5).collect::<Vec<_>>()
         ));
     }
-    if verified.lost > 0 || verified.unreadable > 0 {
-        problems.push(format!(
-            "{} lost, {} unreadable: {:?}",
-            verified.lost, verified.unreadable, verified.examples
-        ));
-    }
+    problems.extend(verified.problem());
     problems.extend(objects.problems.iter().cloned());
-    if tally.get("undocumented answers") > 0 {
-        problems.push(format!("undocumented answers: {:?}", tally.examples()));
-    }
+    problems.extend(tally.undocumented_problem());
     if sample.undocumented > 0 {
         problems.push(format!("the simulated Twilio's webhooks: {:?}", sample.examples));
     }
@@ -279,7 +243,7 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
         copies.stored(),
         copies.failed(),
         objects.summary,
-        undocumented_note(&tally),
+        tally.undocumented_note(),
     );
     Ok(Row {
         fault: FAULT.into(),
@@ -288,7 +252,6 @@ async fn campaign(knobs: &Knobs, moto: &str) -> Result<Row, String> {
         acknowledged: ledger.acknowledged(),
         lost: verified.lost,
         figures,
-        passed: problems.is_empty(),
         problems,
         seconds: 0.0,
     })
@@ -338,39 +301,33 @@ async fn copy_loop(
                 continue;
             };
             let handle = message.receipt_handle().unwrap_or_default();
-            match copy_recording(&app, &job).await {
-                Ok(copied) => {
-                    if let Copied::Stored(object) = copied {
-                        let key = format!("recordings/{}/{}/{}.mp3", job.workspace, job.call, job.recording);
-                        if let Ok(mut stored) = copies.stored.lock() {
-                            stored.insert(key, (object.size, object.sha256));
-                        }
+            let retry = match copy_recording(&app, &job).await {
+                Ok(Copied::Stored(object)) => {
+                    let key = format!("recordings/{}/{}/{}.mp3", job.workspace, job.call, job.recording);
+                    if let Ok(mut stored) = copies.stored.lock() {
+                        stored.insert(key, (object.size, object.sha256));
                     }
-                    let _ = sqs
-                        .delete_message()
-                        .queue_url(&queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await;
+                    false
                 }
-                Err(error) if error.is_permanent() => {
-                    let _ = sqs
-                        .delete_message()
-                        .queue_url(&queue_url)
-                        .receipt_handle(handle)
-                        .send()
-                        .await;
-                }
-                Err(_) => {
-                    copies.failed.fetch_add(1, Ordering::Relaxed);
-                    let _ = sqs
-                        .change_message_visibility()
-                        .queue_url(&queue_url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(1)
-                        .send()
-                        .await;
-                }
+                Ok(_) => false,
+                Err(error) => !error.is_permanent(),
+            };
+            if retry {
+                copies.failed.fetch_add(1, Ordering::Relaxed);
+                let _ = sqs
+                    .change_message_visibility()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .visibility_timeout(1)
+                    .send()
+                    .await;
+            } else {
+                let _ = sqs
+                    .delete_message()
+                    .queue_url(&queue_url)
+                    .receipt_handle(handle)
+                    .send()
+                    .await;
             }
         }
     }

@@ -22,10 +22,15 @@ pub fn release_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("target/release"))
 }
 
-/// A loopback address with a free port.
-pub fn free_address() -> String {
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
-    probe.local_addr().expect("its address").to_string()
+pub use switchboard_testkit::bench::{free_address, knob};
+
+/// `out/part`, emptied of an earlier run's files; absolute, as the server
+/// may run in another mount namespace.
+pub fn fresh_dir(out: &Path, part: &str) -> Result<PathBuf, String> {
+    let dir = std::path::absolute(out.join(part)).map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 /// A sign-in token of `agent` in the workspace, valid for a day.
@@ -46,9 +51,12 @@ pub struct Server {
 }
 
 impl Server {
-    /// The `switchboard` release binary (`SWITCHBOARD_FAULTS_SERVER` overrides).
+    /// The `switchboard` release binary (`SWITCHBOARD_FAULTS_SERVER` overrides);
+    /// absolute, as `nsenter` starts it from another working directory.
     pub fn binary() -> PathBuf {
-        std::env::var_os("SWITCHBOARD_FAULTS_SERVER").map_or_else(|| release_dir().join("switchboard"), PathBuf::from)
+        let binary = std::env::var_os("SWITCHBOARD_FAULTS_SERVER")
+            .map_or_else(|| release_dir().join("switchboard"), PathBuf::from);
+        std::path::absolute(&binary).unwrap_or(binary)
     }
 
     /// The command that serves on `address` with `vars` (and nothing else
@@ -165,16 +173,16 @@ impl Server {
         }
     }
 
-    /// Resident memory (kB) and open files, from `/proc`.
     pub fn rss_and_fds(&self) -> Option<(u64, u64)> {
-        let pid = self.pid();
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        let rss = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok())?;
-        let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-        Some((rss, fds))
+        rss_and_fds(self.pid())
     }
+}
+
+/// Resident memory (kB) and open files of process `pid`, from `/proc`.
+pub fn rss_and_fds(pid: u32) -> Option<(u64, u64)> {
+    let rss = switchboard_testkit::bench::proc_status_kb(pid, "VmRSS:")?;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((rss, fds))
 }
 
 impl Drop for Server {
@@ -258,16 +266,8 @@ impl Api {
     /// server's URL, as Twilio sends it.
     pub async fn webhook(&self, path_and_query: &str, params: &[(&str, String)], auth_token: &str) -> Answer {
         let url = format!("{}{path_and_query}", self.base);
-        let pairs: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let signature = switchboard::twilio::signature::sign(auth_token.as_bytes(), &url, &pairs);
-        let started = Instant::now();
-        let request = self
-            .http
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("x-twilio-signature", signature)
-            .body(switchboard_testkit::form(&pairs));
-        answer(request, started).await
+        let request = switchboard_testkit::bench::signed_form_post(&self.http, &url, params, auth_token);
+        answer(request, Instant::now()).await
     }
 }
 
@@ -375,6 +375,20 @@ impl Tally {
         statuses
     }
 
+    /// The report's note of answers the README does not document (empty
+    /// when there were none).
+    pub fn undocumented_note(&self) -> String {
+        match self.get("undocumented answers") {
+            0 => String::new(),
+            n => format!("; {n} UNDOCUMENTED answers"),
+        }
+    }
+
+    /// The problem to report when any answer was undocumented.
+    pub fn undocumented_problem(&self) -> Option<String> {
+        (self.get("undocumented answers") > 0).then(|| format!("undocumented answers: {:?}", self.examples()))
+    }
+
     pub fn all(&self) -> BTreeMap<String, u64> {
         self.counts
             .lock()
@@ -394,18 +408,21 @@ pub struct Row {
     pub lost: u64,
     /// The other figures: worst answer time, statuses, recovery, memory.
     pub figures: String,
-    pub passed: bool,
     /// Why it failed (empty when it passed).
     pub problems: Vec<String>,
     pub seconds: f64,
 }
 
 impl Row {
+    pub fn passed(&self) -> bool {
+        self.problems.is_empty()
+    }
+
     pub fn to_json(&self) -> Value {
         json!({
             "fault": self.fault, "injected": self.injected, "requests": self.requests,
             "acknowledged": self.acknowledged, "lost": self.lost, "figures": self.figures,
-            "passed": self.passed, "problems": self.problems, "seconds": self.seconds,
+            "passed": self.passed(), "problems": self.problems, "seconds": self.seconds,
         })
     }
 
@@ -417,11 +434,26 @@ impl Row {
             acknowledged: 0,
             lost: 0,
             figures: why.to_owned(),
-            passed: false,
             problems: vec![format!("NOT RUN: {why}")],
             seconds: 0.0,
         }
     }
+
+    /// The part started but could not finish.
+    pub fn failed_to_run(fault: &str, why: &str) -> Self {
+        Self {
+            injected: "failed to run".to_owned(),
+            ..Self::not_run(fault, why)
+        }
+    }
+}
+
+/// Runs one part, timed; an error is a row that says it failed to run.
+pub async fn run_part(fault: &str, part: impl Future<Output = Result<Row, String>>) -> Row {
+    let started = Instant::now();
+    let mut row = part.await.unwrap_or_else(|why| Row::failed_to_run(fault, &why));
+    row.seconds = started.elapsed().as_secs_f64();
+    row
 }
 
 /// `200: 812, 503: 40` (0 is "no answer").
@@ -434,12 +466,4 @@ pub fn statuses_text(statuses: &BTreeMap<u16, u64>) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// A knob: the environment variable if it parses, else `default`.
-pub fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(default)
 }

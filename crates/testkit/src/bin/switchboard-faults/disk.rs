@@ -12,15 +12,13 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
 use serde_json::json;
 
 use crate::Knobs;
-use crate::common::{Api, Row, Server, Tally, free_address, statuses_text};
-use crate::kill::undocumented_note;
+use crate::common::{Api, Row, Server, Tally, free_address, fresh_dir, run_part, statuses_text};
 use crate::ledger::Ledger;
 use crate::load::{Load, Mix, People, STAYS, connect_workspace, sandbox_account};
 
@@ -29,21 +27,17 @@ pub const FAULT: &str = "embedded store's disk full, then space back";
 const TMPFS_SIZE: &str = "64m";
 
 pub async fn run(knobs: &Knobs) -> Row {
-    let started = Instant::now();
-    let mut row = match campaign(knobs).await {
-        Ok(row) => row,
-        Err(Skipped::NotRun(why)) => {
-            eprintln!("\n!!!!!!!!\nfaults: the disk-full part DID NOT RUN: {why}\n!!!!!!!!\n");
-            Row::not_run(FAULT, &why)
+    run_part(FAULT, async {
+        match campaign(knobs).await {
+            Ok(row) => Ok(row),
+            Err(Skipped::NotRun(why)) => {
+                eprintln!("\n!!!!!!!!\nfaults: the disk-full part DID NOT RUN: {why}\n!!!!!!!!\n");
+                Ok(Row::not_run(FAULT, &why))
+            }
+            Err(Skipped::Failed(why)) => Err(why),
         }
-        Err(Skipped::Failed(why)) => {
-            let mut row = Row::not_run(FAULT, &why);
-            row.injected = "failed to run".into();
-            row
-        }
-    };
-    row.seconds = started.elapsed().as_secs_f64();
-    row
+    })
+    .await
 }
 
 enum Skipped {
@@ -147,9 +141,7 @@ impl Namespace {
 }
 
 async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
-    let dir = std::path::absolute(knobs.out.join("disk")).map_err(|e| e.to_string())?;
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = fresh_dir(&knobs.out, "disk")?;
     let mountpoint = dir.join("tmpfs");
     let namespace = Namespace::create(&mountpoint)?;
     let data = mountpoint.join("data");
@@ -178,16 +170,6 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
         Arc::new(Tally::default()),
         Arc::new(Tally::default()),
     ];
-    let mix = Mix {
-        outbound: 2,
-        callbacks: 2,
-        texts_out: 1,
-        texts_in: 1,
-        voicemails: 1,
-        signed_voice: 1,
-        signed_sms: 1,
-        control: 0,
-    };
     let people = People::Sandbox { api: api.clone() };
     let phase_time = Duration::from_secs_f64(knobs.phase_seconds);
     let start_phase = |n: usize| {
@@ -199,10 +181,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
             Arc::clone(&phases[n]),
             &format!("disk{}-{n}", knobs.seed),
         ));
-        let running = tokio::spawn({
-            let load = Arc::clone(&load);
-            async move { load.run(mix).await }
-        });
+        let running = load.start(Mix::EVERY_FLOW);
         (load, running)
     };
     let mut problems = Vec::new();
@@ -210,8 +189,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
     // 1. Room to write.
     let (load, running) = start_phase(0);
     tokio::time::sleep(phase_time / 2).await;
-    load.stop.store(true, Ordering::Relaxed);
-    let _ = running.await;
+    load.finish(running).await;
 
     // 2. Full: a filler takes every byte left, while the load goes on.
     let filler = namespace.inside(&mountpoint.join("filler"));
@@ -220,8 +198,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
     let free_when_full = namespace.free_bytes().unwrap_or_default();
     tokio::time::sleep(phase_time).await;
     let sample_full = sim_webhooks(&api).await;
-    load.stop.store(true, Ordering::Relaxed);
-    let _ = running.await;
+    load.finish(running).await;
     let full = &phases[1];
 
     // 3. Space back: the same process takes writes again.
@@ -250,8 +227,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
     };
     let (load, running) = start_phase(2);
     tokio::time::sleep(phase_time / 2).await;
-    load.stop.store(true, Ordering::Relaxed);
-    let _ = running.await;
+    load.finish(running).await;
     let after = &phases[2];
     let same_process = server.pid() == pid && server.rss_and_fds().is_some();
 
@@ -290,11 +266,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
             "the full disk refused no write ({filled} bytes of filler, {free_when_full} left): the fault did not happen"
         ));
     }
-    for tally in &phases {
-        if tally.get("undocumented answers") > 0 {
-            problems.push(format!("undocumented answers: {:?}", tally.examples()));
-        }
-    }
+    problems.extend(phases.iter().filter_map(|tally| tally.undocumented_problem()));
     if sample_full.undocumented > 0 {
         problems.push(format!(
             "the simulated Twilio's webhooks got undocumented answers: {:?}",
@@ -311,12 +283,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
     if after_refused > 0 {
         problems.push(format!("{after_refused} writes refused after the store recovered"));
     }
-    if verified.lost > 0 || verified.unreadable > 0 {
-        problems.push(format!(
-            "{} lost, {} unreadable: {:?}",
-            verified.lost, verified.unreadable, verified.examples
-        ));
-    }
+    problems.extend(verified.problem());
     if !stopped {
         problems.push("the server did not stop cleanly".into());
     }
@@ -339,7 +306,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
         statuses_text(&after.statuses()),
         worst.0.as_secs_f64(),
         worst.1,
-        undocumented_note(full),
+        full.undocumented_note(),
     );
     Ok(Row {
         fault: FAULT.into(),
@@ -348,7 +315,6 @@ async fn campaign(knobs: &Knobs) -> Result<Row, Skipped> {
         acknowledged: ledger.acknowledged(),
         lost: verified.lost,
         figures,
-        passed: problems.is_empty(),
         problems,
         seconds: 0.0,
     })

@@ -19,7 +19,7 @@ use sha2::Digest;
 use switchboard_twilio_sim::{DeviceOwner, Fault, FaultKind, Options, Sim, Timing};
 
 use crate::Knobs;
-use crate::common::{Api, Row, Server, Tally, free_address, sid, statuses_text};
+use crate::common::{Api, Row, Server, Tally, free_address, fresh_dir, run_part, sid, statuses_text};
 use crate::ledger::Ledger;
 use crate::load::{Account, Load, Mix, People, connect_workspace};
 
@@ -29,25 +29,11 @@ pub const FAULT: &str = "SIGKILL of the local server under mixed load";
 const SCALE: f64 = 0.05;
 
 pub async fn run(knobs: &Knobs) -> Row {
-    let started = Instant::now();
-    match campaign(knobs).await {
-        Ok(mut row) => {
-            row.seconds = started.elapsed().as_secs_f64();
-            row
-        }
-        Err(error) => {
-            let mut row = Row::not_run(FAULT, &error);
-            row.injected = "failed to run".into();
-            row.seconds = started.elapsed().as_secs_f64();
-            row
-        }
-    }
+    run_part(FAULT, campaign(knobs)).await
 }
 
 async fn campaign(knobs: &Knobs) -> Result<Row, String> {
-    let dir = knobs.out.join("kill");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = fresh_dir(&knobs.out, "kill")?;
     let data = dir.join("data");
     let log = dir.join("server.log");
 
@@ -95,13 +81,8 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
     let tally = Arc::new(Tally::default());
     let mix = Mix {
         outbound: 3,
-        callbacks: 2,
-        texts_out: 1,
-        texts_in: 1,
-        voicemails: 1,
-        signed_voice: 1,
-        signed_sms: 1,
         control: 1,
+        ..Mix::EVERY_FLOW
     };
     let mut rng = fastrand::Rng::with_seed(knobs.seed);
     let mut problems = Vec::new();
@@ -125,14 +106,10 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
             "/Recordings/",
             FaultKind::Delay(Duration::from_secs(2)),
         ));
-        let running = tokio::spawn({
-            let load = Arc::clone(&load);
-            async move { load.run(mix).await }
-        });
+        let running = load.start(mix);
         tokio::time::sleep(Duration::from_millis(rng.u64(300..=2_500))).await;
         server.kill();
-        load.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let _ = running.await;
+        load.finish(running).await;
         let restarted = Instant::now();
         server = Server::start(command(), &address, &log).await?;
         restarts.push(restarted.elapsed());
@@ -148,15 +125,9 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
             }
         }
         let verified = ledger.verify(&api).await;
-        if verified.lost > 0 || verified.unreadable > 0 {
-            lost += verified.lost;
-            problems.push(format!(
-                "after kill {}: {} lost, {} unreadable: {:?}",
-                cycle + 1,
-                verified.lost,
-                verified.unreadable,
-                verified.examples
-            ));
+        lost += verified.lost;
+        if let Some(problem) = verified.problem() {
+            problems.push(format!("after kill {}: {problem}", cycle + 1));
         }
         eprintln!(
             "faults: kill {}/{}: {} acknowledged so far, {} lost",
@@ -173,12 +144,9 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
     let pending = wait_stored(&api, &recordings, Duration::from_secs(90)).await;
     let _ = note_webhooks(&sim, &ledger, &tally, seen_webhooks);
     let verified = ledger.verify(&api).await;
-    if verified.lost > 0 || verified.unreadable > 0 {
-        lost += verified.lost;
-        problems.push(format!(
-            "at the end: {} lost, {} unreadable: {:?}",
-            verified.lost, verified.unreadable, verified.examples
-        ));
+    lost += verified.lost;
+    if let Some(problem) = verified.problem() {
+        problems.push(format!("at the end: {problem}"));
     }
     if !pending.is_empty() {
         problems.push(format!(
@@ -230,11 +198,9 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         pending_at_a_crash.len(),
         statuses_text(&tally.statuses()),
         slowest.as_secs_f64(),
-        undocumented_note(&tally),
+        tally.undocumented_note(),
     );
-    if tally.get("undocumented answers") > 0 {
-        problems.push(format!("undocumented answers: {:?}", tally.examples()));
-    }
+    problems.extend(tally.undocumented_problem());
     Ok(Row {
         fault: FAULT.into(),
         injected: knobs.kills.to_string(),
@@ -242,17 +208,9 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         acknowledged: ledger.acknowledged(),
         lost,
         figures,
-        passed: problems.is_empty(),
         problems,
         seconds: 0.0,
     })
-}
-
-pub fn undocumented_note(tally: &Tally) -> String {
-    match tally.get("undocumented answers") {
-        0 => String::new(),
-        n => format!("; {n} UNDOCUMENTED answers"),
-    }
 }
 
 /// Adds what the simulated Twilio's webhooks had acknowledged (answered
@@ -318,7 +276,7 @@ fn note_webhooks(sim: &Sim, ledger: &Ledger, tally: &Tally, from: usize) -> usiz
                 .contains(&event)
                 {
                     ledger.event(&call, &format!("conference:{event}:{call_sid}:{sequence}"));
-                } else if event.is_empty() && KNOWN_STATUSES.contains(&status) {
+                } else if event.is_empty() && known_call_status(status) {
                     ledger.event(&call, &format!("call:{call_sid}:{status}:{sequence}"));
                 }
             }
@@ -331,18 +289,11 @@ fn note_webhooks(sim: &Sim, ledger: &Ledger, tally: &Tally, from: usize) -> usiz
     webhooks.len()
 }
 
-const KNOWN_STATUSES: [&str; 10] = [
-    "queued",
-    "initiated",
-    "ringing",
-    "in-progress",
-    "answered",
-    "completed",
-    "busy",
-    "no-answer",
-    "failed",
-    "canceled",
-];
+/// One of Twilio's call statuses the server knows (`CallStatus`).
+fn known_call_status(status: &str) -> bool {
+    use switchboard::twilio::webhooks::{CallStatus, Unknown};
+    serde_json::from_value::<CallStatus>(serde_json::Value::from(status)).is_ok_and(|s| s.unknown().is_none())
+}
 
 /// The recordings the sessions of the workspace note, read from the store
 /// itself (the server stopped): every sid, and those still to copy that no

@@ -32,6 +32,16 @@ pub struct Verified {
 }
 
 impl Verified {
+    /// What to report when anything acknowledged is lost or unreadable.
+    pub fn problem(&self) -> Option<String> {
+        (self.lost > 0 || self.unreadable > 0).then(|| {
+            format!(
+                "{} lost, {} unreadable: {:?}",
+                self.lost, self.unreadable, self.examples
+            )
+        })
+    }
+
     fn lost(&mut self, what: String) {
         self.lost += 1;
         if self.examples.len() < 10 {

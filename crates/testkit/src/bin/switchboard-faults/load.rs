@@ -207,6 +207,21 @@ pub struct Mix {
     pub control: usize,
 }
 
+impl Mix {
+    /// Every flow on the sandbox's Twilio, no call control: the load of the
+    /// disk and AWS parts.
+    pub const EVERY_FLOW: Self = Self {
+        outbound: 2,
+        callbacks: 2,
+        texts_out: 1,
+        texts_in: 1,
+        voicemails: 1,
+        signed_voice: 1,
+        signed_sms: 1,
+        control: 0,
+    };
+}
+
 pub struct Load {
     pub api: Api,
     pub people: People,
@@ -254,6 +269,18 @@ impl Load {
 
     fn stopped(&self) -> bool {
         self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Runs the mix on a task of its own until `finish`.
+    pub fn start(self: &Arc<Self>, mix: Mix) -> tokio::task::JoinHandle<()> {
+        let load = Arc::clone(self);
+        tokio::spawn(async move { load.run(mix).await })
+    }
+
+    /// Stops the load `start` began, and waits for its actors to end.
+    pub async fn finish(&self, running: tokio::task::JoinHandle<()>) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = running.await;
     }
 
     /// Runs the mix until `stop` is set.

@@ -89,7 +89,7 @@ async fn main() -> ExitCode {
         };
         eprintln!(
             "faults: {part}: {} in {:.0} s{}",
-            if row.passed { "passed" } else { "FAILED" },
+            if row.passed() { "passed" } else { "FAILED" },
             row.seconds,
             if row.problems.is_empty() {
                 String::new()
@@ -112,7 +112,7 @@ async fn main() -> ExitCode {
         knobs.out.join("summary.json"),
         serde_json::to_string_pretty(&json).unwrap_or_default(),
     );
-    if rows.iter().all(|r| r.passed) {
+    if rows.iter().all(|r| r.passed()) {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -131,7 +131,7 @@ fn render(rows: &[Row], total: f64, seed: u64) -> String {
             row.requests,
             row.acknowledged,
             row.lost,
-            if row.passed { "pass" } else { "**FAIL**" },
+            if row.passed() { "pass" } else { "**FAIL**" },
             row.seconds,
             row.figures.replace('|', "/"),
         ));

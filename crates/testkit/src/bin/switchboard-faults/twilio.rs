@@ -15,8 +15,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::Knobs;
-use crate::common::{Api, Row, Server, Tally, agent_token, free_address, statuses_text};
-use crate::kill::undocumented_note;
+use crate::common::{Api, Row, Server, Tally, agent_token, free_address, fresh_dir, run_part, statuses_text};
 use crate::ledger::Ledger;
 use crate::load::{Load, Mix, People, connect_workspace, sandbox_account};
 
@@ -33,20 +32,11 @@ const SWITCHES: [(&str, &str); 3] = [
 const HEALED: &str = r#"{"failCalls": false, "reachable": true, "credentials": "ok"}"#;
 
 pub async fn run(knobs: &Knobs) -> Row {
-    let started = Instant::now();
-    let mut row = campaign(knobs).await.unwrap_or_else(|error| {
-        let mut row = Row::not_run(FAULT, &error);
-        row.injected = "failed to run".into();
-        row
-    });
-    row.seconds = started.elapsed().as_secs_f64();
-    row
+    run_part(FAULT, campaign(knobs)).await
 }
 
 async fn campaign(knobs: &Knobs) -> Result<Row, String> {
-    let dir = knobs.out.join("twilio");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let dir = fresh_dir(&knobs.out, "twilio")?;
     let address = free_address();
     let vars = vec![
         ("SWITCHBOARD_DATA_DIR", dir.join("data").display().to_string()),
@@ -87,10 +77,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         voicemails: 1,
         ..Mix::default()
     };
-    let running = tokio::spawn({
-        let load = Arc::clone(&load);
-        async move { load.run(mix).await }
-    });
+    let running = load.start(mix);
     let controller = Controller {
         api: api.clone(),
         load: Arc::clone(&load),
@@ -136,8 +123,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         tokio::time::sleep(Duration::from_millis(1000)).await;
         n += 1;
     }
-    load.stop.store(true, Ordering::Relaxed);
-    let _ = running.await;
+    load.finish(running).await;
     for task in controlling {
         let _ = task.await;
     }
@@ -189,21 +175,14 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
             stuck.iter().take(5).collect::<Vec<_>>()
         ));
     }
-    if tally.get("undocumented answers") > 0 {
-        problems.push(format!("undocumented answers: {:?}", tally.examples()));
-    }
+    problems.extend(tally.undocumented_problem());
     if recordings.unfinished > 0 {
         problems.push(format!(
             "{} recordings not copied (or Twilio's copy not deleted) 60 s after Twilio came back",
             recordings.unfinished
         ));
     }
-    if verified.lost > 0 || verified.unreadable > 0 {
-        problems.push(format!(
-            "{} lost, {} unreadable: {:?}",
-            verified.lost, verified.unreadable, verified.examples
-        ));
-    }
+    problems.extend(verified.problem());
     if !stopped {
         problems.push("the server did not stop cleanly".into());
     }
@@ -232,7 +211,7 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         },
         actions.join(", "),
         slowest.as_secs_f64(),
-        undocumented_note(&tally),
+        tally.undocumented_note(),
     );
     Ok(Row {
         fault: FAULT.into(),
@@ -241,7 +220,6 @@ async fn campaign(knobs: &Knobs) -> Result<Row, String> {
         acknowledged: ledger.acknowledged(),
         lost: verified.lost,
         figures,
-        passed: problems.is_empty(),
         problems,
         seconds: 0.0,
     })
