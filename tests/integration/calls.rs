@@ -43,7 +43,7 @@ pub(crate) async fn phone() -> Phone {
             &json!({"agents": ["alice"]}),
         ))
         .await;
-    assert_eq!(assigned.status(), 200);
+    assert_eq!(assigned.status(), 200, "{}", assigned.text());
     twilio.clear_requests();
     Phone { t, twilio, account }
 }

@@ -7,7 +7,7 @@
 use http::Method;
 use serde_json::{Value, json};
 use switchboard::model::calls::{CallState, LegState, TransferState};
-use switchboard_testkit::fake_twilio::RecordedRequest;
+use switchboard_testkit::fake_twilio::{Call, RecordedRequest};
 use switchboard_testkit::harness::*;
 
 use crate::calls::{
@@ -85,19 +85,27 @@ fn conference_ended(p: &Phone) -> bool {
     })
 }
 
+/// The call Switchboard placed to ring `label` in, if any.
+pub(crate) fn rung_call(p: &Phone, label: &str) -> Option<Call> {
+    p.twilio.calls().into_iter().find(|c| {
+        c.form
+            .iter()
+            .any(|(k, v)| k == "Url" && v.ends_with(&format!("&label={label}")))
+    })
+}
+
 /// The call Switchboard placed to ring `label` in, and its form.
 fn rung(p: &Phone, label: &str) -> (String, Vec<(String, String)>) {
-    let call = p
-        .twilio
-        .calls()
-        .into_iter()
-        .find(|c| {
-            c.form
-                .iter()
-                .any(|(k, v)| k == "Url" && v.ends_with(&format!("&label={label}")))
-        })
-        .unwrap_or_else(|| panic!("nobody was rung as {label}"));
+    let call = rung_call(p, label).unwrap_or_else(|| panic!("nobody was rung as {label}"));
     (call.sid, call.form)
+}
+
+/// A connected call alice is warm-transferring to bob, whose leg is ringing.
+async fn bob_rung_in_a_warm_transfer(p: &Phone) -> (Connected, String) {
+    let c = connected(p).await;
+    assert_eq!(transfer(p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
+    let (bob, _) = rung(p, "transfer-1");
+    (c, bob)
 }
 
 fn value<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
@@ -303,9 +311,7 @@ async fn a_cold_transfer_to_a_number_hands_over_when_they_answer() {
 #[tokio::test]
 async fn a_target_who_does_not_answer_fails_the_transfer_and_the_customer_comes_back() {
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     p.twilio.clear_requests();
     leg_status(&p, &c.o.call_id, "transfer", "transfer-1", &bob, "no-answer").await;
 
@@ -336,9 +342,7 @@ async fn a_target_who_does_not_answer_fails_the_transfer_and_the_customer_comes_
 #[tokio::test]
 async fn a_canceled_transfer_hangs_up_the_target_and_refuses_a_late_answer() {
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     p.twilio.clear_requests();
     let canceled = post(
         &p,
@@ -373,9 +377,7 @@ async fn a_canceled_transfer_hangs_up_the_target_and_refuses_a_late_answer() {
 #[tokio::test]
 async fn the_customer_hanging_up_during_a_warm_transfer_ends_everything() {
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     // The customer leaves (ending the conference, as their leg says).
     leaves(&p, &c, &c.customer, 3).await;
     conference_event(&c.o, "conference-end", &c.customer, 4, 31)
@@ -394,9 +396,7 @@ async fn the_customer_hanging_up_during_a_warm_transfer_ends_everything() {
 #[tokio::test]
 async fn the_transferring_agent_hanging_up_does_not_drop_the_customer() {
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     // Alice hangs up while bob is still ringing.
     leaves(&p, &c, &c.o.agent_sid, 3).await;
     assert!(!conference_ended(&p));
@@ -418,9 +418,7 @@ async fn the_transferring_agent_hanging_up_does_not_drop_the_customer() {
 
     // Had bob not answered, nobody would be left for the customer: the call ends.
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     leaves(&p, &c, &c.o.agent_sid, 3).await;
     leg_status(&p, &c.o.call_id, "transfer", "transfer-1", &bob, "busy").await;
     assert!(conference_ended(&p), "the customer is not left on hold forever");
@@ -429,9 +427,7 @@ async fn the_transferring_agent_hanging_up_does_not_drop_the_customer() {
 #[tokio::test]
 async fn the_transferring_agent_leaving_while_the_target_talks_hands_over() {
     let p = phone().await;
-    let c = connected(&p).await;
-    assert_eq!(transfer(&p, &c, json!({"agent": BOB}), "warm").await.status(), 202);
-    let (bob, _) = rung(&p, "transfer-1");
+    let (c, bob) = bob_rung_in_a_warm_transfer(&p).await;
     answers(&p, &c.o.call_id, "transfer-1", &bob).await;
     joins(&p, &c, &bob, 3).await;
     p.twilio.clear_requests();

@@ -24,7 +24,7 @@ use crate::calls::{
     CUSTOMER, OUR_NUMBER, Phone, call_in, conference_event, connect_agent, customer_status, phone,
     phone_with_three_agents,
 };
-use crate::control::{Connected, answers, connected, joins, kinds, participant_updates};
+use crate::control::{Connected, answers, connected, joins, kinds, participant_updates, rung_call};
 
 const ALICE: &str = "alice";
 const BOB: &str = "bob";
@@ -60,15 +60,7 @@ fn last_set(p: &Phone, sid: &str, name: &str) -> Option<String> {
 
 /// The call placed to ring `label` in, if any.
 fn rung(p: &Phone, label: &str) -> Option<String> {
-    p.twilio
-        .calls()
-        .into_iter()
-        .find(|c| {
-            c.form
-                .iter()
-                .any(|(k, v)| k == "Url" && v.ends_with(&format!("&label={label}")))
-        })
-        .map(|c| c.sid)
+    rung_call(p, label).map(|c| c.sid)
 }
 
 /// The rung leg answers and joins the conference.
@@ -461,16 +453,7 @@ mod aws {
     /// with the SDK limits the functions run with; acme connected.
     async fn on_aws() -> OnAws {
         let proxy = AwsFaultProxy::start(&moto::moto_url()).await.unwrap();
-        let sdk = switchboard_aws::with_limits(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(proxy.url())
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "faults",
-                )),
-        )
-        .load()
-        .await;
+        let sdk = proxy.sdk_config().await;
         let (_, table) = moto::fresh_table().await;
         let (_, kms_key_id) = moto::fresh_kms_key().await;
         let resources = AwsResources {
@@ -669,16 +652,7 @@ mod aws {
     async fn an_sqs_refusing_a_recording_copy_answers_503() {
         let mut aws = on_aws().await;
         let (client, queue_url) = moto::fresh_queue().await;
-        let sdk = switchboard_aws::with_limits(
-            aws_config::defaults(aws_config::BehaviorVersion::latest())
-                .endpoint_url(aws.proxy.url())
-                .region(aws_config::Region::new("us-east-1"))
-                .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                    "testing", "testing", None, None, "faults",
-                )),
-        )
-        .load()
-        .await;
+        let sdk = aws.proxy.sdk_config().await;
         aws.t.app.jobs = Arc::new(switchboard_aws::SqsJobQueue::new(
             aws_sdk_sqs::Client::new(&sdk),
             queue_url.clone(),

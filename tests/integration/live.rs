@@ -2,18 +2,19 @@
 //! free port, real WebSocket clients, Twilio's side played by the stateful
 //! fake and every webhook signed as Twilio signs it.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use switchboard::twilio::signature;
 use switchboard_testkit::fake_twilio::FakeTwilio;
+use switchboard_testkit::harness::{HS256_SECRET, jwt_hs256, now};
 use switchboard_testkit::sid;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-const SECRET: &str = "switchboard-test-secret-0123456789abcdef";
+use crate::server_process::ServerProcess;
+
 const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
 const ACME_NUMBER: &str = "+14155550100";
 const CALLER: &str = "+14155550177";
@@ -23,30 +24,16 @@ const FRAME_WAIT: Duration = Duration::from_secs(5);
 type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Server {
-    child: Child,
-    base: String,
+    process: ServerProcess,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn token(sub: &str, workspace: &str, role: &str, expires_in: i64) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let now = now() as i64;
+    jwt_hs256(
         &json!({"sub": sub, "workspace_id": workspace, "role": role, "iat": now, "exp": now + expires_in}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
+        HS256_SECRET,
     )
-    .unwrap()
 }
 
 fn agent(sub: &str, workspace: &str) -> String {
@@ -54,24 +41,9 @@ fn agent(sub: &str, workspace: &str) -> String {
 }
 
 async fn start(twilio: &FakeTwilio) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env_clear()
-        .env("SWITCHBOARD_AUTH_HS256_SECRET", SECRET)
-        .env("SWITCHBOARD_DATA_DIR", dir.path())
-        .env("SWITCHBOARD_TWILIO_API_URL", twilio.uri())
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let address = super::local_server::listening_address(&mut child);
     Server {
-        child,
-        base: format!("http://{address}"),
+        process: ServerProcess::start(&[], &[("SWITCHBOARD_TWILIO_API_URL", &twilio.uri())], HS256_SECRET),
         http: reqwest::Client::new(),
-        _dir: dir,
     }
 }
 
@@ -81,7 +53,7 @@ impl Server {
         let admin = token("root", "acme", "admin", 3600);
         let reply = self
             .http
-            .put(format!("{}/workspace/twilio", self.base))
+            .put(format!("{}/workspace/twilio", self.process.base))
             .bearer_auth(&admin)
             .json(&json!({"accountSid": account(), "authToken": AUTH_TOKEN}))
             .send()
@@ -90,7 +62,7 @@ impl Server {
         assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
         let reply = self
             .http
-            .put(format!("{}/workspace/numbers/%2B14155550100", self.base))
+            .put(format!("{}/workspace/numbers/%2B14155550100", self.process.base))
             .bearer_auth(&admin)
             .json(&json!({"agents": ["alice", "bob"]}))
             .send()
@@ -104,7 +76,7 @@ impl Server {
         let account = account();
         let mut all = vec![("AccountSid", account.as_str())];
         all.extend_from_slice(params);
-        let url = format!("{}{path}", self.base);
+        let url = format!("{}{path}", self.process.base);
         let signature = signature::sign(AUTH_TOKEN.as_bytes(), &url, &all);
         self.http
             .post(url)
@@ -116,7 +88,7 @@ impl Server {
     }
 
     async fn socket(&self, token: &str) -> Socket {
-        let url = format!("{}/events?token={token}", self.base.replace("http://", "ws://"));
+        let url = format!("{}/events?token={token}", self.process.base.replace("http://", "ws://"));
         let (socket, response) = tokio_tungstenite::connect_async(url).await.expect("the socket opens");
         assert_eq!(response.status(), 101);
         socket
@@ -124,7 +96,7 @@ impl Server {
 
     /// The handshake's HTTP answer when the socket is refused.
     async fn refused(&self, query: &str) -> u16 {
-        let url = format!("{}/events{query}", self.base.replace("http://", "ws://"));
+        let url = format!("{}/events{query}", self.process.base.replace("http://", "ws://"));
         match tokio_tungstenite::connect_async(url).await {
             Ok(_) => panic!("{query}: the socket was accepted"),
             Err(tokio_tungstenite::tungstenite::Error::Http(response)) => response.status().as_u16(),
@@ -135,7 +107,7 @@ impl Server {
     async fn get(&self, path: &str, token: &str) -> Value {
         let reply = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(format!("{}{path}", self.process.base))
             .bearer_auth(token)
             .send()
             .await
@@ -326,21 +298,14 @@ async fn bad_tokens_are_refused_before_the_upgrade_and_an_expired_socket_closes(
     assert_eq!(server.refused("").await, 401, "no token");
     assert_eq!(server.refused("?token=").await, 401, "an empty token");
     assert_eq!(server.refused("?token=not-a-jwt").await, 401, "garbage");
-    let forged = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+    let forged = jwt_hs256(
         &json!({"sub": "alice", "workspace_id": "acme", "exp": 4_102_444_800u64}),
-        &jsonwebtoken::EncodingKey::from_secret(b"another-secret-of-at-least-32-characters"),
-    )
-    .unwrap();
+        "another-secret-of-at-least-32-characters",
+    );
     assert_eq!(server.refused(&format!("?token={forged}")).await, 401, "another key");
     let expired = token("alice", "acme", "agent", -120);
     assert_eq!(server.refused(&format!("?token={expired}")).await, 401, "expired");
-    let no_workspace = jsonwebtoken::encode(
-        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
-        &json!({"sub": "alice", "exp": 4_102_444_800u64}),
-        &jsonwebtoken::EncodingKey::from_secret(SECRET.as_bytes()),
-    )
-    .unwrap();
+    let no_workspace = jwt_hs256(&json!({"sub": "alice", "exp": 4_102_444_800u64}), HS256_SECRET);
     assert_eq!(
         server.refused(&format!("?token={no_workspace}")).await,
         401,
@@ -350,7 +315,11 @@ async fn bad_tokens_are_refused_before_the_upgrade_and_an_expired_socket_closes(
     // A plain GET (no upgrade) is told what /events is.
     let reply = server
         .http
-        .get(format!("{}/events?token={}", server.base, agent("alice", "acme")))
+        .get(format!(
+            "{}/events?token={}",
+            server.process.base,
+            agent("alice", "acme")
+        ))
         .send()
         .await
         .unwrap();
@@ -435,7 +404,7 @@ async fn participant_changes_are_pushed_as_they_happen() {
     assert_eq!(label(&in_progress, "agent-2")["state"], "joined");
     let muted = server
         .http
-        .post(format!("{}/calls/{id}/participants/customer/mute", server.base))
+        .post(format!("{}/calls/{id}/participants/customer/mute", server.process.base))
         .bearer_auth(agent("bob", "acme"))
         .json(&json!({"muted": true}))
         .send()

@@ -17,6 +17,7 @@ mod onboarding;
 mod openapi;
 mod recordings;
 mod sandbox;
+mod server_process;
 mod sms;
 mod template;
 mod twilio_contract;

@@ -4,7 +4,7 @@
 //! through the simulated browser device, recordings copied and played,
 //! texts, faults, the webhook gate, and the README's commands as written.
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
@@ -12,43 +12,15 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use switchboard_testkit::harness::{HS256_SECRET, agent_jwt};
 
+use crate::server_process::{KillOnDrop, ServerProcess};
+
 /// Simulated seconds run ten times faster in these tests.
 const SCALE: f64 = 0.1;
 const CALLER: &str = "+14155550177";
 
 struct Sandbox {
-    child: Child,
-    base: String,
+    server: ServerProcess,
     http: reqwest::Client,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Sandbox {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn spawn_server(args: &[&str], secret: &str, dir: &std::path::Path) -> (Child, String) {
-    spawn_server_with(args, &[], secret, dir)
-}
-
-fn spawn_server_with(args: &[&str], vars: &[(&str, &str)], secret: &str, dir: &std::path::Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--listen", "127.0.0.1:0"])
-        .args(args)
-        .env_clear()
-        .envs(vars.iter().copied())
-        .env("SWITCHBOARD_AUTH_HS256_SECRET", secret)
-        .env("SWITCHBOARD_DATA_DIR", dir)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let address = crate::local_server::listening_address(&mut child);
-    (child, format!("http://{address}"))
 }
 
 impl Sandbox {
@@ -57,17 +29,7 @@ impl Sandbox {
     }
 
     async fn start_with_secret(secret: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, base) = spawn_server(&["--sandbox"], secret, dir.path());
-        let sandbox = Self {
-            child,
-            base,
-            http: reqwest::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .build()
-                .unwrap(),
-            _dir: dir,
-        };
+        let sandbox = Self::spawn(&[], secret);
         let (status, timers) = sandbox
             .send(Method::POST, "/sandbox/timers", None, Some(json!({"scale": SCALE})))
             .await;
@@ -75,8 +37,19 @@ impl Sandbox {
         sandbox
     }
 
+    /// `switchboard --sandbox` with `vars`, its timers not yet scaled.
+    fn spawn(vars: &[(&str, &str)], secret: &str) -> Self {
+        Self {
+            server: ServerProcess::start(&["--sandbox"], vars, secret),
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .build()
+                .unwrap(),
+        }
+    }
+
     async fn send(&self, method: Method, path: &str, bearer: Option<&str>, body: Option<Value>) -> (u16, Value) {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let mut request = self.http.request(method, format!("{}{path}", self.server.base));
         if let Some(token) = bearer {
             request = request.bearer_auth(token);
         }
@@ -124,6 +97,33 @@ impl Sandbox {
         body["token"].as_str().unwrap().to_owned()
     }
 
+    /// Sets the agents `number` rings, as `admin`.
+    async fn assign(&self, admin: &str, number: &str, agents: &[&str]) -> u16 {
+        let path = format!("/workspace/numbers/{}", number.replace('+', "%2B"));
+        let body = json!({"agents": agents});
+        self.send(Method::PUT, &path, Some(admin), Some(body)).await.0
+    }
+
+    /// An outbound call to `to`, from `POST /calls`.
+    async fn place(&self, bearer: &str, to: &str) -> (u16, Value) {
+        self.send(Method::POST, "/calls", Some(bearer), Some(json!({"to": to})))
+            .await
+    }
+
+    /// The simulated customer `CALLER` dials `number`.
+    async fn ring_in(&self, number: &str) -> (u16, Value) {
+        let body = json!({"from": CALLER, "to": number});
+        self.send(Method::POST, "/sandbox/calls", None, Some(body)).await
+    }
+
+    /// The browser connects, with the Voice token and the params of a call
+    /// `POST /calls` placed.
+    async fn connect_device(&self, bearer: &str, voice: &str, placed: &Value) -> (u16, Value) {
+        let body = json!({"token": voice, "params": placed["connectParams"]});
+        self.send(Method::POST, "/sandbox/device/connect", Some(bearer), Some(body))
+            .await
+    }
+
     async fn call(&self, id: &str, bearer: &str) -> Value {
         self.get(&format!("/calls/{id}"), bearer).await
     }
@@ -163,14 +163,7 @@ async fn an_outbound_call_runs_end_to_end_with_its_recording_and_live_events() {
     let account = sandbox.connect(0, json!({"record": true})).await;
     let our_number = account["numbers"][0].as_str().unwrap().to_owned();
     let admin = agent_jwt("acme", "alice", "admin");
-    let (status, _) = sandbox
-        .send(
-            Method::PUT,
-            &format!("/workspace/numbers/{}", our_number.replace('+', "%2B")),
-            Some(&admin),
-            Some(json!({"agents": ["alice"]})),
-        )
-        .await;
+    let status = sandbox.assign(&admin, &our_number, &["alice"]).await;
     assert_eq!(status, 200);
     let voice = sandbox.voice_token(&admin).await;
 
@@ -181,27 +174,13 @@ async fn an_outbound_call_runs_end_to_end_with_its_recording_and_live_events() {
     let (mut socket, _) = tokio_tungstenite::connect_async(events_url.as_str()).await.unwrap();
 
     // The customer answers and hangs up after 30 simulated seconds.
-    let (status, placed) = sandbox
-        .send(
-            Method::POST,
-            "/calls",
-            Some(&admin),
-            Some(json!({"to": "+15005551030"})),
-        )
-        .await;
+    let (status, placed) = sandbox.place(&admin, "+15005551030").await;
     assert_eq!(status, 201, "{placed}");
     let id = placed["callId"].as_str().unwrap().to_owned();
     assert_eq!(placed["from"], our_number.as_str());
 
     // The browser connects with the call's params; its leg joins the conference.
-    let (status, leg) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/device/connect",
-            Some(&admin),
-            Some(json!({"token": voice, "params": placed["connectParams"]})),
-        )
-        .await;
+    let (status, leg) = sandbox.connect_device(&admin, &voice, &placed).await;
     assert_eq!(status, 201, "{leg}");
     assert_eq!(leg["direction"], "outgoing");
     assert_eq!(leg["parameters"]["callId"], id.as_str());
@@ -265,7 +244,7 @@ async fn an_outbound_call_runs_end_to_end_with_its_recording_and_live_events() {
     assert_eq!(recording["source"], "Conference");
     let response = sandbox
         .http
-        .get(format!("{}/calls/{id}/recording", sandbox.base))
+        .get(format!("{}/calls/{id}/recording", sandbox.server.base))
         .bearer_auth(&admin)
         .send()
         .await
@@ -303,28 +282,14 @@ async fn an_inbound_call_rings_every_agent_and_the_first_to_accept_takes_it() {
     let account = sandbox.connect(1, json!({})).await;
     let number = account["numbers"][1].as_str().unwrap().to_owned();
     let admin = agent_jwt("acme", "alice", "admin");
-    let (status, _) = sandbox
-        .send(
-            Method::PUT,
-            &format!("/workspace/numbers/{}", number.replace('+', "%2B")),
-            Some(&admin),
-            Some(json!({"agents": ["alice", "bob", "carol"]})),
-        )
-        .await;
+    let status = sandbox.assign(&admin, &number, &["alice", "bob", "carol"]).await;
     assert_eq!(status, 200);
     let agents: Vec<String> = ["alice", "bob", "carol"]
         .iter()
         .map(|a| agent_jwt("acme", a, "agent"))
         .collect();
 
-    let (status, placed) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/calls",
-            None,
-            Some(json!({"from": CALLER, "to": number})),
-        )
-        .await;
+    let (status, placed) = sandbox.ring_in(&number).await;
     assert_eq!(status, 201, "{placed}");
 
     // Every agent's device rings, with who is calling.
@@ -414,22 +379,8 @@ async fn nobody_answers_and_the_caller_leaves_a_voicemail() {
     let account = sandbox.connect(0, json!({"ringSeconds": 5})).await;
     let number = account["numbers"][0].as_str().unwrap().to_owned();
     let admin = agent_jwt("acme", "alice", "admin");
-    sandbox
-        .send(
-            Method::PUT,
-            &format!("/workspace/numbers/{}", number.replace('+', "%2B")),
-            Some(&admin),
-            Some(json!({"agents": ["bob"]})),
-        )
-        .await;
-    let (status, _) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/calls",
-            None,
-            Some(json!({"from": CALLER, "to": number})),
-        )
-        .await;
+    sandbox.assign(&admin, &number, &["bob"]).await;
+    let (status, _) = sandbox.ring_in(&number).await;
     assert_eq!(status, 201);
     let call = eventually("a voicemail to be stored", || async {
         let calls = sandbox.get("/calls?limit=1", &admin).await;
@@ -450,33 +401,17 @@ async fn busy_unanswered_and_failing_numbers_end_the_call_as_they_say() {
     let account = sandbox.connect(2, json!({})).await;
     let admin = agent_jwt("acme", "alice", "admin");
     let our_number = account["numbers"][0].as_str().unwrap();
-    sandbox
-        .send(
-            Method::PUT,
-            &format!("/workspace/numbers/{}", our_number.replace('+', "%2B")),
-            Some(&admin),
-            Some(json!({"agents": ["alice"]})),
-        )
-        .await;
+    sandbox.assign(&admin, our_number, &["alice"]).await;
     let voice = sandbox.voice_token(&admin).await;
     for (to, state, told) in [
         ("+15005550002", "busy", "The line is busy. Goodbye."),
         ("+15005550003", "no-answer", "There was no answer. Goodbye."),
         ("+15005550004", "failed", "The call could not be connected. Goodbye."),
     ] {
-        let (status, placed) = sandbox
-            .send(Method::POST, "/calls", Some(&admin), Some(json!({"to": to})))
-            .await;
+        let (status, placed) = sandbox.place(&admin, to).await;
         assert_eq!(status, 201, "{placed}");
         let id = placed["callId"].as_str().unwrap().to_owned();
-        let (status, leg) = sandbox
-            .send(
-                Method::POST,
-                "/sandbox/device/connect",
-                Some(&admin),
-                Some(json!({"token": voice, "params": placed["connectParams"]})),
-            )
-            .await;
+        let (status, leg) = sandbox.connect_device(&admin, &voice, &placed).await;
         assert_eq!(status, 201, "{leg}");
         // The state, then (a second write) why.
         eventually(state, || async {
@@ -571,7 +506,10 @@ async fn sandbox_webhooks_pass_the_gate_unmodified_and_a_bad_signature_is_refuse
         ("CallStatus", "completed"),
     ];
     for signature in [Some("bm90IGEgc2lnbmF0dXJlIGF0IGFsbCE="), None] {
-        let mut request = sandbox.http.post(format!("{}/twilio/status", sandbox.base)).form(&form);
+        let mut request = sandbox
+            .http
+            .post(format!("{}/twilio/status", sandbox.server.base))
+            .form(&form);
         if let Some(signature) = signature {
             request = request.header("X-Twilio-Signature", signature);
         }
@@ -589,14 +527,7 @@ async fn sandbox_webhooks_pass_the_gate_unmodified_and_a_bad_signature_is_refuse
         )
         .await;
     assert_eq!(status, 200);
-    let (status, _) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/calls",
-            None,
-            Some(json!({"from": CALLER, "to": number})),
-        )
-        .await;
+    let (status, _) = sandbox.ring_in(&number).await;
     assert_eq!(status, 201);
     let refused = eventually("the voice webhook's answer", || async {
         let (_, log) = sandbox.send(Method::GET, "/sandbox/webhooks", None, None).await;
@@ -692,23 +623,9 @@ async fn tokens_are_checked_as_twilio_checks_them_and_faults_show_the_failure_sc
     sandbox
         .send(Method::POST, "/sandbox/faults", None, Some(json!({"failCalls": true})))
         .await;
-    let (_, placed) = sandbox
-        .send(
-            Method::POST,
-            "/calls",
-            Some(&admin),
-            Some(json!({"to": "+15005550001"})),
-        )
-        .await;
+    let (_, placed) = sandbox.place(&admin, "+15005550001").await;
     let id = placed["callId"].as_str().unwrap().to_owned();
-    let (status, _) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/device/connect",
-            Some(&admin),
-            Some(json!({"token": voice, "params": placed["connectParams"]})),
-        )
-        .await;
+    let (status, _) = sandbox.connect_device(&admin, &voice, &placed).await;
     assert_eq!(status, 201);
     eventually("the call to fail", || async {
         let call = sandbox.call(&id, &admin).await;
@@ -719,20 +636,19 @@ async fn tokens_are_checked_as_twilio_checks_them_and_faults_show_the_failure_sc
 
 #[tokio::test]
 async fn the_sandbox_routes_exist_only_in_sandbox_mode() {
-    let dir = tempfile::tempdir().unwrap();
-    let (mut child, base) = spawn_server(&[], HS256_SECRET, dir.path());
-    let response = reqwest::get(format!("{base}/sandbox/accounts")).await.unwrap();
+    let server = ServerProcess::start(&[], &[], HS256_SECRET);
+    let response = reqwest::get(format!("{}/sandbox/accounts", server.base)).await.unwrap();
     let status = response.status();
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert_eq!(status, 404);
     // SWITCHBOARD_SANDBOX=1 is the flag's twin; `0` is off.
     for (value, expected) in [("1", 200), ("0", 404)] {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut child, base) = spawn_server_with(&[], &[("SWITCHBOARD_SANDBOX", value)], HS256_SECRET, dir.path());
-        let status = reqwest::get(format!("{base}/sandbox/accounts")).await.unwrap().status();
-        let _ = child.kill();
-        let _ = child.wait();
+        let server = ServerProcess::start(&[], &[("SWITCHBOARD_SANDBOX", value)], HS256_SECRET);
+        let status = reqwest::get(format!("{}/sandbox/accounts", server.base))
+            .await
+            .unwrap()
+            .status();
+        drop(server);
         assert_eq!(status, expected, "SWITCHBOARD_SANDBOX={value}");
     }
     for route in switchboard::routes::ROUTES {
@@ -783,7 +699,7 @@ async fn the_readme_commands_run_as_written() {
         .arg("-c")
         .arg(&script)
         .current_dir(dir.path())
-        .env("SB", &sandbox.base)
+        .env("SB", &sandbox.server.base)
         .env("SWITCHBOARD_BIN", env!("CARGO_BIN_EXE_switchboard"))
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(&err).unwrap())
@@ -921,15 +837,6 @@ fn spec_gap(violation: &Value, checked: &Checked) -> bool {
     }
 }
 
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -977,61 +884,25 @@ async fn every_request_and_answer_of_a_sandbox_session_follows_twilios_spec() {
         .with_state((prism_url, log.clone()));
     tokio::spawn(async move { axum::serve(listener, proxy).await });
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_switchboard"))
-        .args(["--listen", "127.0.0.1:0", "--sandbox"])
-        .env_clear()
-        .env("SWITCHBOARD_AUTH_HS256_SECRET", HS256_SECRET)
-        .env("SWITCHBOARD_DATA_DIR", dir.path())
-        .env("SWITCHBOARD_SANDBOX_TWILIO_LISTEN", format!("127.0.0.1:{sim_port}"))
-        .env("SWITCHBOARD_SANDBOX_TWILIO_VIA", &via)
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let address = crate::local_server::listening_address(&mut child);
-    let sandbox = Sandbox {
-        child,
-        base: format!("http://{address}"),
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .build()
-            .unwrap(),
-        _dir: dir,
-    };
+    let sim_listen = format!("127.0.0.1:{sim_port}");
+    let sandbox = Sandbox::spawn(
+        &[
+            ("SWITCHBOARD_SANDBOX_TWILIO_LISTEN", &sim_listen),
+            ("SWITCHBOARD_SANDBOX_TWILIO_VIA", &via),
+        ],
+        HS256_SECRET,
+    );
     sandbox
         .send(Method::POST, "/sandbox/timers", None, Some(json!({"scale": SCALE})))
         .await;
     let account = sandbox.connect(0, json!({"record": true})).await;
     let number = account["numbers"][0].as_str().unwrap().to_owned();
     let admin = agent_jwt("acme", "alice", "admin");
-    sandbox
-        .send(
-            Method::PUT,
-            &format!("/workspace/numbers/{}", number.replace('+', "%2B")),
-            Some(&admin),
-            Some(json!({"agents": ["alice"]})),
-        )
-        .await;
+    sandbox.assign(&admin, &number, &["alice"]).await;
     let voice = sandbox.voice_token(&admin).await;
-    let (_, placed) = sandbox
-        .send(
-            Method::POST,
-            "/calls",
-            Some(&admin),
-            Some(json!({"to": "+15005551020"})),
-        )
-        .await;
+    let (_, placed) = sandbox.place(&admin, "+15005551020").await;
     let id = placed["callId"].as_str().unwrap().to_owned();
-    let (status, _) = sandbox
-        .send(
-            Method::POST,
-            "/sandbox/device/connect",
-            Some(&admin),
-            Some(json!({"token": voice, "params": placed["connectParams"]})),
-        )
-        .await;
+    let (status, _) = sandbox.connect_device(&admin, &voice, &placed).await;
     assert_eq!(status, 201);
     eventually("the customer to answer", || async {
         (sandbox.call(&id, &admin).await["state"] == "in-progress").then_some(())

@@ -417,26 +417,25 @@ fn serves_http(name: &str) -> bool {
     ROUTES.iter().any(|r| r.function == name && !r.handler.is_socket())
 }
 
-/// The queues a function consumes (its `SQS` events).
-fn queues_consumed(function: &Function) -> BTreeSet<String> {
-    let mut queues = BTreeSet::new();
+/// The resources a function's events of type `kind` name in `property`.
+fn event_sources(function: &Function, kind: &str, property: &str) -> BTreeSet<String> {
+    let mut sources = BTreeSet::new();
     if let Some(events) = function.resource["Properties"]["Events"].as_object() {
-        for event in events.values().filter(|e| e["Type"] == "SQS") {
-            queues.extend(referenced_resource(&event["Properties"]["Queue"]).map(str::to_owned));
+        for event in events.values().filter(|e| e["Type"] == kind) {
+            sources.extend(referenced_resource(&event["Properties"][property]).map(str::to_owned));
         }
     }
-    queues
+    sources
+}
+
+/// The queues a function consumes (its `SQS` events).
+fn queues_consumed(function: &Function) -> BTreeSet<String> {
+    event_sources(function, "SQS", "Queue")
 }
 
 /// The tables whose DynamoDB stream a function consumes (its `DynamoDB` events).
 fn streams_consumed(function: &Function) -> BTreeSet<String> {
-    let mut tables = BTreeSet::new();
-    if let Some(events) = function.resource["Properties"]["Events"].as_object() {
-        for event in events.values().filter(|e| e["Type"] == "DynamoDB") {
-            tables.extend(referenced_resource(&event["Properties"]["Stream"]).map(str::to_owned));
-        }
-    }
-    tables
+    event_sources(function, "DynamoDB", "Stream")
 }
 
 /// The functions that post to sockets or close them through the Management

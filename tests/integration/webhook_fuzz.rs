@@ -42,9 +42,8 @@ use switchboard_testkit::fake_twilio::FakeTwilio;
 use switchboard_testkit::harness::*;
 use tokio::sync::broadcast::error::TryRecvError;
 
-const AUTH_TOKEN: &str = "0123456789abcdef0123456789abcdef";
-const OUR_NUMBER: &str = "+14155550100";
-const CUSTOMER: &str = "+14155550199";
+use crate::calls::{AUTH_TOKEN, CUSTOMER, OUR_NUMBER, Phone, phone};
+
 const CALLER: &str = "+14155550177";
 /// Cases per route: about a second and a half for all of them in a debug
 /// build on two cores.
@@ -73,26 +72,8 @@ struct Known {
 }
 
 async fn fixture() -> Fixture {
-    let account = account("acme").to_string();
-    let twilio = FakeTwilio::start(&account, AUTH_TOKEN).await;
-    twilio.add_number(OUR_NUMBER);
-    let t = TestApp::with_env(&[("SWITCHBOARD_TWILIO_API_URL", &twilio.uri())]).await;
-    let admin = agent_jwt("acme", "root", "admin");
+    let Phone { t, twilio, account } = phone().await;
     let alice = agent_jwt("acme", "alice", "agent");
-    let configured = t
-        .call(with_json(
-            with_bearer(request(Method::PUT, "/workspace/twilio"), &admin),
-            &json!({"accountSid": account, "authToken": AUTH_TOKEN}),
-        ))
-        .await;
-    assert_eq!(configured.status(), 200, "{}", configured.text());
-    let assigned = t
-        .call(with_json(
-            with_bearer(request(Method::PUT, "/workspace/numbers/%2B14155550100"), &admin),
-            &json!({"agents": ["alice"]}),
-        ))
-        .await;
-    assert_eq!(assigned.status(), 200, "{}", assigned.text());
 
     // An outbound call, its browser leg connected.
     let placed = t
