@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 say() { printf '\n== %s\n' "$*"; }
 die() { printf 'scripts/test.sh: %s\n' "$*" >&2; exit 1; }
+command -v curl > /dev/null || die "curl not found: install it (the emulators' readiness checks and the API fuzzing use it)"
 
 mkdir -p target
 pids=()
